@@ -1,0 +1,1 @@
+"""wfa_notebook: waveform analysis for digitizer data, notebook first."""

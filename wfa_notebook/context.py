@@ -1,0 +1,379 @@
+"""The Context: registered plugins + configuration + storage, and the calls that get data."""
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .chunk import Chunk
+from .dtypes import field_help
+from .errors import WfaConfigError, WfaDependencyError
+from .lineage import hash_lineage, plugin_lineage, resolve_order
+from .names import validate_name
+from .plugins.base import Mapper, Plugin, serial_map
+from .registry import PluginRegistry, check_config_keys, configure_plugin
+from .runner import CorruptCacheFound, Plan, RunStats, build_streams
+from .storage import DataKey, Storage
+from .tables import Table
+
+__all__ = ["Context"]
+
+# A damaged cache is discarded and recomputed; more rounds than this means something else is wrong.
+_MAX_CACHE_REPAIRS = 3
+
+
+class Context:
+    """Registered plugins, their configuration and the cache, with the calls that get data.
+
+    Parameters
+    ----------
+    storage_dir : folder of the on-disk cache (created when needed). Default ``./wfa_data``.
+    config : option values, global (``{"threshold_adc": 10}``) or per data type
+        (``{"hits": {"threshold_adc": 10}}``).
+    register : plugin classes to register.
+    max_workers : chunks computed at once per plugin; ``None`` uses the execution layer's choice
+        (the load balancer when enabled, else all cores), 1 runs everything in this thread.
+    """
+
+    def __init__(
+        self,
+        storage_dir: str | os.PathLike = "./wfa_data",
+        config: dict[str, Any] | None = None,
+        register: Iterable[type[Plugin]] = (),
+        max_workers: int | None = None,
+    ):
+        self.storage = Storage(storage_dir)
+        self.config: dict[str, Any] = {}
+        self._registry = PluginRegistry()
+        if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
+            msg = f"Context: max_workers must be None or an int >= 1; got {max_workers!r}."
+            raise WfaConfigError(msg)
+        self.max_workers = max_workers
+        self.last_run: RunStats | None = None
+        self.register(*register)
+        if config:
+            self.set_config(config)
+
+    def __repr__(self) -> str:
+        types = ", ".join(sorted(self._registry.providers)) or "no plugins"
+        return f"Context(storage_dir={str(self.storage.root)!r}; {types})"
+
+    # --- set-up ------------------------------------------------------------------------------
+
+    def register(self, *plugins: type[Plugin]) -> Context:
+        """Register plugin classes (validated now; errors name the class)."""
+        for plugin in plugins:
+            self._registry.register(plugin)
+        return self
+
+    @property
+    def plugins(self) -> dict[str, type[Plugin]]:
+        """Data type -> plugin class providing it."""
+        return dict(self._registry.providers)
+
+    def set_config(self, config: dict[str, Any]) -> Context:
+        """Update option values (checked against the registered plugins' options)."""
+        merged = _merge_config(self.config, config)
+        check_config_keys(merged, self._registry)
+        self.config = merged
+        return self
+
+    def new_context(
+        self,
+        storage_dir: str | os.PathLike | None = None,
+        config: dict[str, Any] | None = None,
+        register: Iterable[type[Plugin]] = (),
+        max_workers: int | None = None,
+        replace_config: bool = False,
+    ) -> Context:
+        """A copy with changes; this context is left as it is."""
+        other = copy.copy(self)
+        other._registry = self._registry.copy()
+        other.config = {} if replace_config else copy.deepcopy(self.config)
+        if storage_dir is not None:
+            other.storage = Storage(storage_dir)
+        if max_workers is not None:
+            other.max_workers = max_workers
+        other.last_run = None
+        other.register(*register)
+        if config:
+            other.set_config(config)
+        return other
+
+    # --- planning ------------------------------------------------------------------------------
+
+    def _plan(self, run_id: str, targets: Sequence[str], config: dict[str, Any] | None) -> Plan:
+        validate_name("run_id", run_id)
+        cfg = self.config
+        if config:
+            cfg = _merge_config(cfg, config)
+            check_config_keys(cfg, self._registry)
+        providers = self._registry.providers
+        order: list[str] = []
+        for target in targets:
+            validate_name("data type", target)
+            for data_type in resolve_order(target, providers):
+                if data_type not in order:
+                    order.append(data_type)
+        plugins, lineages, keys = {}, {}, {}
+        for data_type in order:
+            plugin = configure_plugin(providers[data_type], cfg, run_id, self)
+            plugins[data_type] = plugin
+            lineages[data_type] = plugin_lineage(plugin, lineages)
+            keys[data_type] = DataKey(run_id, data_type, hash_lineage(lineages[data_type]))
+        stored = {t for t in order if self.storage.is_stored(keys[t])}
+        needed: list[str] = []
+
+        def need(data_type: str) -> None:
+            if data_type not in needed:
+                if data_type not in stored:
+                    for dep in plugins[data_type].depends_on:
+                        need(dep)
+                needed.append(data_type)
+
+        for target in targets:
+            need(target)
+        needed.sort(key=order.index)
+        return Plan(run_id, list(targets), plugins, keys, lineages, stored, needed)
+
+    def _mapper_for(self, plugin: Plugin) -> Mapper:
+        if self.max_workers == 1 or not plugin.parallel:
+            return serial_map
+        from .execution import imap_ordered  # the execution layer is loaded on first parallel use
+
+        def mapper(func, items):
+            return imap_ordered(func, items, max_workers=self.max_workers, executor_type="thread")
+
+        return getattr(plugin, "_plugin_mapper", lambda m: m)(mapper)
+
+    # --- getting data --------------------------------------------------------------------------
+
+    def get_iter(
+        self,
+        run_id: str,
+        targets: str | Sequence[str],
+        time_range: tuple[int, int] | None = None,
+        config: dict[str, Any] | None = None,
+        progress: bool = True,
+    ) -> Iterator[Chunk]:
+        """Yield the chunks of ``targets`` for ``run_id`` in time order, computing what is missing.
+
+        Several targets with the same rows (e.g. ``["peaks", "peak_basics"]``) are merged into one
+        chunk per interval. ``time_range=(start_ns, end_ns)`` keeps rows whose time lies in it.
+        """
+        names = [targets] if isinstance(targets, str) else list(targets)
+        if not names:
+            msg = "get_iter: give at least one data type to get."
+            raise WfaConfigError(msg)
+        if time_range is not None:
+            time_range = _check_time_range(time_range)
+        label = "+".join(names)
+        reporter = _Progress(label, enabled=progress)
+        done = 0  # merged chunks handled so far, skipped when a repaired cache is re-read
+        for _attempt in range(_MAX_CACHE_REPAIRS + 1):
+            plan = self._plan(run_id, names, config)
+            stats = RunStats()
+            self.last_run = stats
+            streams = build_streams(plan, self.storage, self._mapper_for, stats, time_range)
+            merged = _merged(streams, names, label)
+            try:
+                for i, chunk in enumerate(merged):
+                    if i < done:
+                        continue
+                    done += 1
+                    if time_range is not None:
+                        chunk = _clip(chunk, time_range)
+                        if chunk is None:
+                            continue
+                    reporter.update(chunk)
+                    yield chunk
+                reporter.close(stats)
+                return
+            except CorruptCacheFound as found:
+                self.storage.discard(found.key, str(found.error))
+            finally:
+                merged.close()
+        msg = f"get_iter: the cache of run {run_id!r} keeps failing its checks; delete {self.storage.root}."
+        raise WfaConfigError(msg)
+
+    def get_array(
+        self,
+        run_id: str,
+        targets: str | Sequence[str],
+        time_range: tuple[int, int] | None = None,
+        config: dict[str, Any] | None = None,
+        progress: bool = True,
+    ) -> np.ndarray:
+        """All rows of ``targets`` for ``run_id`` as one structured array (see :meth:`get_iter`)."""
+        chunks = [c.data for c in self.get_iter(run_id, targets, time_range, config, progress)]
+        if not chunks:
+            names = [targets] if isinstance(targets, str) else list(targets)
+            plan = self._plan(run_id, names, config)
+            dtypes = [plan.plugins[n].resolved_dtype() for n in names]
+            return np.zeros(0, dtypes[0]) if len(dtypes) == 1 else _empty_merged(dtypes)
+        return np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+
+    def get_df(self, run_id: str, targets: str | Sequence[str], **kwargs: Any):
+        """Rows as a pandas DataFrame (needs pandas); multi-sample fields such as waveforms are left out."""
+        try:
+            import pandas as pd
+        except ImportError:
+            msg = "get_df needs pandas: pip install pandas (or use get_array for a numpy array)."
+            raise WfaDependencyError(msg) from None
+        arr = self.get_array(run_id, targets, **kwargs)
+        scalar = [n for n in arr.dtype.names if arr.dtype[n].shape == ()]
+        return pd.DataFrame({n: arr[n] for n in scalar})
+
+    def make(self, run_id: str, targets: str | Sequence[str], config: dict[str, Any] | None = None,
+             progress: bool = True) -> None:
+        """Compute and cache ``targets`` without keeping the rows in memory."""
+        for _ in self.get_iter(run_id, targets, config=config, progress=progress):
+            pass
+
+    # --- introspection -------------------------------------------------------------------------
+
+    def lineage(self, run_id: str, target: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The full lineage record of ``target`` (plugin, version, options, code, dependencies)."""
+        return self._plan(run_id, [target], config).lineages[target]
+
+    def key_for(self, run_id: str, target: str, config: dict[str, Any] | None = None) -> DataKey:
+        """The cache key of ``target``: run, data type and lineage hash."""
+        return self._plan(run_id, [target], config).keys[target]
+
+    def is_stored(self, run_id: str, target: str, config: dict[str, Any] | None = None) -> bool:
+        """Whether ``target`` is cached for ``run_id`` with the current configuration."""
+        return self.storage.is_stored(self.key_for(run_id, target, config))
+
+    def storage_path(self, run_id: str, target: str) -> Path:
+        """Folder the cache of ``target`` lives (or would live) in."""
+        return self.storage.folder(self.key_for(run_id, target))
+
+    def show_config(self, target: str | None = None) -> Table:
+        """Options of the plugins ``target`` needs (all plugins if None): default, current, help."""
+        providers = self._registry.providers
+        types = resolve_order(target, providers) if target else sorted(providers)
+        rows = []
+        for data_type in types:
+            cls = providers[data_type]
+            own = self.config.get(data_type) if isinstance(self.config.get(data_type), dict) else {}
+            for name, opt in cls.options().items():
+                current = own.get(name, self.config.get(name, opt.default))
+                rows.append({
+                    "data_type": data_type, "option": name, "default": opt.default,
+                    "current": current, "tracked": opt.track, "help": opt.help,
+                })
+        return Table(rows, title=f"Options for {target or 'all plugins'}")
+
+    def data_info(self, target: str) -> Table:
+        """Fields of ``target``: name, type, shape and help text with the unit."""
+        cls = self._registry.providers.get(target)
+        if cls is None:
+            resolve_order(target, self._registry.providers)  # raises the clear error
+        dtype = configure_plugin(cls, self.config, "info", self).resolved_dtype()
+        helps = field_help(dtype)
+        rows = [
+            {"field": n, "type": str(dtype[n].base), "shape": dtype[n].shape or "", "help": helps[n]}
+            for n in dtype.names
+        ]
+        return Table(rows, title=f"Fields of {target!r} (provided by {cls.__name__})")
+
+    def dependency_tree(self, target: str) -> str:
+        """The dependency tree of ``target`` as indented text, each node with its plugin and version."""
+        providers = self._registry.providers
+        resolve_order(target, providers)
+        lines: list[str] = []
+
+        def walk(data_type: str, depth: int) -> None:
+            cls = providers[data_type]
+            lines.append(f"{'    ' * depth}{data_type}  ({cls.__name__} v{cls.__version__})")
+            for dep in cls.depends_on:
+                walk(dep, depth + 1)
+
+        walk(target, 0)
+        return "\n".join(lines)
+
+
+def _merge_config(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(update, dict):
+        msg = f"Config must be a dict of option values; got {type(update).__name__}."
+        raise WfaConfigError(msg)
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key].update(value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _check_time_range(time_range: Any) -> tuple[int, int]:
+    try:
+        start, end = (int(t) for t in time_range)
+    except (TypeError, ValueError):
+        msg = f"time_range must be (start_ns, end_ns); got {time_range!r}."
+        raise WfaConfigError(msg) from None
+    if end <= start:
+        msg = f"time_range must have end > start; got ({start}, {end}) ns."
+        raise WfaConfigError(msg)
+    return start, end
+
+
+def _clip(chunk: Chunk, time_range: tuple[int, int]) -> Chunk | None:
+    lo, hi = time_range
+    if chunk.end <= lo or chunk.start >= hi:
+        return None
+    times = chunk.data["time"]
+    data = chunk.data[(times >= lo) & (times < hi)]
+    return _unchecked(data, chunk)
+
+
+def _unchecked(data: np.ndarray, like: Chunk) -> Chunk:
+    # Rows of a valid chunk stay valid inside the same interval; skip the re-check.
+    out = Chunk.__new__(Chunk)
+    out.data, out.start, out.end, out.run_id, out.data_type = data, like.start, like.end, like.run_id, like.data_type
+    return out
+
+
+def _merged(streams: dict[str, Iterator[Chunk]], names: list[str], label: str) -> Iterator[Chunk]:
+    if len(names) == 1:
+        yield from streams[names[0]]
+        return
+    for group in zip(*(streams[n] for n in names)):
+        yield Chunk.merge(list(group), data_type=label)
+
+
+def _empty_merged(dtypes: list[np.dtype]) -> np.ndarray:
+    fields, seen = [], set()
+    for dtype in dtypes:
+        for name in dtype.names:
+            if name not in seen:
+                seen.add(name)
+                fields.append((name, dtype[name]))
+    return np.zeros(0, fields)
+
+
+class _Progress:
+    """A one-line progress report on stderr, only when a person is watching a terminal."""
+
+    def __init__(self, label: str, enabled: bool):
+        self.label = label
+        self.enabled = enabled and sys.stderr.isatty()
+        self.rows = 0
+        self.chunks = 0
+
+    def update(self, chunk: Chunk) -> None:
+        self.rows += len(chunk)
+        self.chunks += 1
+        if self.enabled:
+            sys.stderr.write(f"\r{self.label}: {self.chunks} chunks, {self.rows} rows, up to {chunk.end / 1e9:.3f} s")
+            sys.stderr.flush()
+
+    def close(self, stats: RunStats) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+

@@ -1,0 +1,103 @@
+"""StreamingPlugin: chunk-at-a-time processing with an optional halo and its own load balancer."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ..chunk import Chunk
+from ..dtypes import endtime
+from ..errors import WfaPluginError
+from .base import Mapper, Plugin, align_chunks
+
+__all__ = ["StreamingPlugin"]
+
+
+class StreamingPlugin(Plugin):
+    """A plugin that processes its first dependency one chunk at a time.
+
+    Implement ``compute_chunk(self, chunk, context, run_id, **kwargs)``: ``chunk`` is a
+    :class:`~wfa_notebook.chunk.Chunk` of the first dependency, widened by ``halo_ns`` on both
+    sides with rows of the neighbouring chunks, so results near a chunk boundary see the same
+    data as anywhere else; the other dependencies arrive as keyword arrays. Rows returned outside
+    the original chunk are dropped, so output stays aligned with the input chunks.
+
+    Set ``use_load_balancer = True`` (and ``load_balancer_config``) to give the plugin its own
+    :class:`~wfa_notebook.load_balancer.DynamicLoadBalancer` deciding how many chunks run at once.
+    """
+
+    #: Rows within this many ns of a chunk boundary are shown to both neighbouring chunks.
+    halo_ns: int = 0
+    #: Give the plugin its own load balancer (off by default: plain execution).
+    use_load_balancer: bool = False
+    #: Arguments of the plugin's DynamicLoadBalancer (min_workers, max_workers, cpu_threshold ...).
+    load_balancer_config: dict[str, Any] = {}
+
+    @classmethod
+    def _validate_compute(cls) -> None:
+        name = cls.__name__
+        if not cls.depends_on:
+            msg = f"Plugin {name}: a StreamingPlugin needs at least one dependency; got ()."
+            raise WfaPluginError(msg)
+        if cls.compute_chunk is StreamingPlugin.compute_chunk:
+            msg = (
+                f"Plugin {name}: expected a compute_chunk(self, chunk, context, run_id, **kwargs) "
+                "method; none found."
+            )
+            raise WfaPluginError(msg)
+        if not isinstance(cls.halo_ns, (int, np.integer)) or cls.halo_ns < 0:
+            msg = f"Plugin {name}: 'halo_ns' must be a non-negative int of ns; got {cls.halo_ns!r}."
+            raise WfaPluginError(msg)
+
+    def compute_chunk(self, chunk: Chunk, context: Any, run_id: str, **kwargs: Any) -> np.ndarray | Chunk:
+        raise NotImplementedError
+
+    def iter_compute(self, inputs: dict[str, Iterator[Chunk]], mapper: Mapper) -> Iterator[Chunk]:
+        main = self.depends_on[0]
+        halo = int(self.halo_ns)
+
+        def task(window: tuple[dict | None, dict[str, Chunk], dict | None]) -> Chunk:
+            before, current, after = window
+            chunk = current[main]
+            if halo:
+                chunk = _widen(chunk, before and before[main], after and after[main], halo)
+            others = {dep: c.data for dep, c in current.items() if dep != main}
+            result = self.compute_chunk(chunk, self.context, self.run_id, **others)
+            if isinstance(result, Chunk):
+                result = result.data
+            start, end = current[main].start, current[main].end
+            if halo and isinstance(result, np.ndarray) and len(result):
+                times = result["time"]
+                result = result[(times >= start) & (times < end)]
+            return self.make_output(result, start, end)
+
+        aligned = align_chunks(inputs, type(self).__name__)
+        windows = _neighbours(aligned) if halo else ((None, group, None) for group in aligned)
+        yield from self._plugin_mapper(mapper)(task, windows)
+
+    def _plugin_mapper(self, mapper: Mapper) -> Mapper:
+        """The mapper this plugin's chunks run through (its own balancer when it has one)."""
+        return mapper
+
+
+def _neighbours(groups: Iterator[dict[str, Chunk]]) -> Iterator[tuple]:
+    """Yield (previous, current, next) for each item of a stream, looking one item ahead."""
+    previous = None
+    current = next(groups, None)
+    while current is not None:
+        following = next(groups, None)
+        yield previous, current, following
+        previous, current = current, following
+
+
+def _widen(chunk: Chunk, before: Chunk | None, after: Chunk | None, halo_ns: int) -> Chunk:
+    parts, start, end = [chunk.data], chunk.start, chunk.end
+    if before is not None and len(before.data):
+        start = max(before.start, chunk.start - halo_ns)
+        parts.insert(0, before.data[before.data["time"] >= start])
+    if after is not None and len(after.data):
+        end = min(after.end, chunk.end + halo_ns)
+        parts.append(after.data[endtime(after.data) <= end])
+    data = np.concatenate(parts) if len(parts) > 1 else chunk.data
+    return Chunk(data, start, end, chunk.run_id, chunk.data_type)
