@@ -6,6 +6,7 @@ from typing import Any
 
 from .errors import WfaConfigError, WfaPluginError
 from .plugins.base import Plugin
+from .plugins.options import REQUIRED
 
 __all__ = ["PluginRegistry", "configure_plugin", "check_config_keys"]
 
@@ -81,9 +82,9 @@ def configure_plugin(cls: type[Plugin], config: dict[str, Any], run_id: str, con
             values[name] = opt.validate(own[name], cls.__name__)
         elif name in config:
             values[name] = opt.validate(config[name], cls.__name__)
-        else:
+        elif opt.default is not REQUIRED:
             values[name] = opt.default
     plugin._option_values = values
-    for name, value in values.items():
+    for name in cls.options():
         getattr(plugin, name)  # raises a clear error for a required option left unset
     return plugin
