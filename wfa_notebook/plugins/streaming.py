@@ -1,6 +1,7 @@
 """StreamingPlugin: chunk-at-a-time processing with an optional halo and its own load balancer."""
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,11 +58,11 @@ class StreamingPlugin(Plugin):
         main = self.depends_on[0]
         halo = int(self.halo_ns)
 
-        def task(window: tuple[dict | None, dict[str, Chunk], dict | None]) -> Chunk:
+        def task(window: tuple[list[Chunk], dict[str, Chunk], list[Chunk]]) -> Chunk:
             before, current, after = window
             chunk = current[main]
             if halo:
-                chunk = _widen(chunk, before and before[main], after and after[main], halo)
+                chunk = _widen(chunk, before, after, halo)
             others = {dep: c.data for dep, c in current.items() if dep != main}
             result = self.compute_chunk(chunk, self.context, self.run_id, **others)
             if isinstance(result, Chunk):
@@ -73,7 +74,7 @@ class StreamingPlugin(Plugin):
             return self.make_output(result, start, end)
 
         aligned = align_chunks(inputs, type(self).__name__)
-        windows = _neighbours(aligned) if halo else ((None, group, None) for group in aligned)
+        windows = _windows(aligned, main, halo) if halo else (([], group, []) for group in aligned)
         yield from self._plugin_mapper(mapper)(task, windows)
 
     def _plugin_mapper(self, mapper: Mapper) -> Mapper:
@@ -81,23 +82,42 @@ class StreamingPlugin(Plugin):
         return mapper
 
 
-def _neighbours(groups: Iterator[dict[str, Chunk]]) -> Iterator[tuple]:
-    """Yield (previous, current, next) for each item of a stream, looking one item ahead."""
-    previous = None
-    current = next(groups, None)
-    while current is not None:
-        following = next(groups, None)
-        yield previous, current, following
-        previous, current = current, following
+def _windows(groups: Iterator[dict[str, Chunk]], main: str, halo_ns: int) -> Iterator[tuple]:
+    """Yield (chunks before, current, chunks after) where before/after reach ``halo_ns`` away.
+
+    Small chunks mean the halo can span several neighbours, so look-ahead is by time, not count.
+    """
+    before: deque[dict[str, Chunk]] = deque()
+    ahead: deque[dict[str, Chunk]] = deque()
+    exhausted = False
+    while True:
+        if not ahead:
+            nxt = None if exhausted else next(groups, None)
+            if nxt is None:
+                return
+            ahead.append(nxt)
+        current = ahead.popleft()
+        reach = current[main].end + halo_ns
+        while not exhausted and (not ahead or ahead[-1][main].end < reach):
+            nxt = next(groups, None)
+            if nxt is None:
+                exhausted = True
+            else:
+                ahead.append(nxt)
+        while before and before[0][main].end <= current[main].start - halo_ns:
+            before.popleft()
+        yield [b[main] for b in before], current, [a[main] for a in ahead if a[main].start < reach]
+        before.append(current)
 
 
-def _widen(chunk: Chunk, before: Chunk | None, after: Chunk | None, halo_ns: int) -> Chunk:
-    parts, start, end = [chunk.data], chunk.start, chunk.end
-    if before is not None and len(before.data):
-        start = max(before.start, chunk.start - halo_ns)
-        parts.insert(0, before.data[before.data["time"] >= start])
-    if after is not None and len(after.data):
-        end = min(after.end, chunk.end + halo_ns)
-        parts.append(after.data[endtime(after.data) <= end])
+def _widen(chunk: Chunk, before: list[Chunk], after: list[Chunk], halo_ns: int) -> Chunk:
+    start, end = chunk.start, chunk.end
+    parts = [chunk.data]
+    if before:
+        start = max(before[0].start, chunk.start - halo_ns)
+        parts = [c.data[c.data["time"] >= start] for c in before] + parts
+    if after:
+        end = min(after[-1].end, chunk.end + halo_ns)
+        parts += [c.data[endtime(c.data) <= end] for c in after]
     data = np.concatenate(parts) if len(parts) > 1 else chunk.data
     return Chunk(data, start, end, chunk.run_id, chunk.data_type)
