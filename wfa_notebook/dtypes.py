@@ -80,9 +80,15 @@ def check_time_fields(dtype: np.dtype, owner: str) -> None:
 
 
 # --- processed records and hits ------------------------------------------------------------------
+__all__ += ["pulse_dtype", "RECORD_EDGE_START", "RECORD_EDGE_END"]
+
 
 def record_dtype(n_samples: int = 110) -> np.dtype:
-    """Dtype of baseline-subtracted records: pulses are positive whatever the input polarity."""
+    """Dtype of baseline-subtracted records: pulses are positive whatever the input polarity.
+
+    Samples are float32 so that the fractional part of the baseline is kept (an integer baseline
+    biases small areas) and float32 DRS4 samples lose nothing.
+    """
     n_samples = int(n_samples)
     if n_samples <= 0:
         msg = f"record_dtype: n_samples must be a positive number of samples, got {n_samples}."
@@ -92,25 +98,45 @@ def record_dtype(n_samples: int = 110) -> np.dtype:
         + [
             (("Baseline (mean of the first baseline samples), ADC", "baseline_adc"), np.float32),
             (("RMS of the baseline samples, ADC", "baseline_rms_adc"), np.float32),
-            (("Samples minus baseline, pulses positive, ADC", "data"), np.float32, n_samples),
+            (("Samples minus baseline, pulses positive, ADC (0 beyond length)", "data"), np.float32, n_samples),
         ]
     )
 
 
+#: Bits of ``hit_dtype['record_edge']``: the above-threshold part starts at the first sample ...
+RECORD_EDGE_START = 1
+#: ... or ends at the last valid sample of the record, so the pulse is probably cut.
+RECORD_EDGE_END = 2
+
+_HIT_FIELDS = [
+    (("Start time of the first hit sample (left extension included), ns since run start", "time"), np.int64),
+    (("Number of samples in the hit (extensions included)", "length"), np.int32),
+    (("Sample period, ns", "dt"), np.float64),
+    (("Global channel number", "channel"), np.int16),
+    (("Time of the highest sample, ns since run start", "time_max"), np.int64),
+    (("Integral of the samples in the hit, ADC x ns", "area_adc_ns"), np.float32),
+    (("Highest sample above baseline, ADC", "height_adc"), np.float32),
+]
+
 hit_dtype = np.dtype(
-    [
-        (("Start time of the hit (first sample above threshold, minus left extension), ns", "time"), np.int64),
-        (("Number of samples in the hit", "length"), np.int32),
-        (("Sample period, ns", "dt"), np.float64),
-        (("Global channel number", "channel"), np.int16),
-        (("Time of the highest sample, ns since run start", "time_max"), np.int64),
-        (("Integral of the samples in the hit, ADC x ns", "area_adc_ns"), np.float32),
-        (("Highest sample above baseline, ADC", "height_adc"), np.float32),
+    _HIT_FIELDS
+    + [
         (("Threshold that was applied to this hit, ADC", "threshold_adc"), np.float32),
         (("Start time of the record the hit was found in, ns", "record_time"), np.int64),
         (("Index of the first hit sample inside its record", "left_sample"), np.int32),
+        (("Pulse cut by the record: 1 = above threshold at the first sample, 2 = at the last, 3 = both", "record_edge"), np.int8),
     ]
 )
+
+#: Shape of each pulse found as a hit (``wfa_notebook.processing.pulse_properties``).
+pulse_dtype = np.dtype(
+    _HIT_FIELDS
+    + [
+        (("Width at half of the height, interpolated between samples (NaN if cut by the record), ns", "width_50_ns"), np.float32),
+        (("Rise time from 10 % to 90 % of the height (NaN if cut by the record), ns", "rise_time_10_90_ns"), np.float32),
+    ]
+)
+# --- end of processed records and hits -----------------------------------------------------------
 
 
 # --- peaks and events ----------------------------------------------------------------------------
@@ -135,9 +161,10 @@ _PEAK_SUMMARY_FIELDS = [
 def peak_dtype(n_channels: int = 128, n_samples: int = 200) -> np.dtype:
     """Dtype of peaks: properties, area per channel and a summed waveform of ``n_samples`` bins.
 
-    The summed waveform starts at ``time``; bin ``k`` covers ``[time + k*dt, time + (k+1)*dt)``
-    (``dt`` is a whole multiple of the finest hit sample period, chosen so the peak fits) and holds
-    the summed amplitude in ADC averaged over the bin, so ``data[:length].sum() * dt`` is the area.
+    The summed waveform starts at the first hit sample (``time`` up to the rounding of hit times
+    to whole ns); bin ``k`` covers ``[k*dt, (k+1)*dt)`` after it, where ``dt`` is the smallest
+    whole multiple of the finest hit sample period that makes the peak fit. Bins hold the summed
+    amplitude in ADC averaged over the bin, so ``data[:length].sum() * dt`` is the area.
     ``length`` is 0 when the peaks were built from hits alone.
     """
     n_channels, n_samples = int(n_channels), int(n_samples)
@@ -195,3 +222,23 @@ event_basics_dtype = np.dtype(
     ]
 )
 # --- end of peaks and events ---------------------------------------------------------------------
+
+
+# --- synthetic truth -----------------------------------------------------------------------------
+__all__ += ["synthetic_truth_dtype"]
+
+#: One row per pulse recorded by ``wfa_notebook.datasets.synthetic_run`` (its truth table).
+synthetic_truth_dtype = np.dtype(
+    [
+        (("Global channel number", "channel"), np.int16),
+        (("Time of the pulse maximum, ns since run start (rounded to the ns)", "time_ns"), np.int64),
+        (("Peak height above baseline, ADC (positive for both polarities)", "amplitude_adc"), np.float64),
+        (("Full integral of the pulse above baseline, ADC x ns (positive)", "area_adc_ns"), np.float64),
+        (("Integral of the noise-free pulse over its record's samples, ADC x ns", "area_in_record_adc_ns"), np.float64),
+        (("Pulse onset (start of the rise), ns since run start", "onset_ns"), np.float64),
+        (("event_number of the raw record that contains the pulse", "event_number"), np.int64),
+        (("Start time of that record, ns since run start", "record_time"), np.int64),
+        (("True for the pulse that triggered its record, False for pile-up", "is_trigger"), np.bool_),
+    ]
+)
+# --- end of synthetic truth ----------------------------------------------------------------------
