@@ -89,7 +89,11 @@ def test_wavedump_source_reads_synthetic_files(tmp_path, binary):
 def test_wavedump_source_fingerprint_follows_the_files(tmp_path):
     run = synthetic_run(seed=1, n_channels=2, duration_ns=1_000_000, pulse_rate_hz=10_000.0, n_samples=50)
     write_wavedump(run, tmp_path / "data")
-    ctx = _context(tmp_path, WaveDumpSource, {"wavedump_path": str(tmp_path / "data")})
+
+    class CachedWaveDumpSource(WaveDumpSource):
+        save = True  # file sources are not cached by default; this one is, to watch its key
+
+    ctx = _context(tmp_path, CachedWaveDumpSource, {"wavedump_path": str(tmp_path / "data")})
     before = ctx.key_for("run0", "raw_records")
     ctx.make("run0", "raw_records", progress=False)
     assert ctx.is_stored("run0", "raw_records")

@@ -27,7 +27,7 @@ import numpy as np
 
 from wfa_notebook import dtypes
 from wfa_notebook.errors import WfaConfigError
-from wfa_notebook.io.chunking import rechunk_in_gaps
+from wfa_notebook.io.chunking import DEFAULT_CHUNK_MIN_GAP_NS, rechunk_in_gaps
 
 __all__ = ["SyntheticConfig", "SyntheticRun", "synthetic_run", "PULSE_SHAPES", "AMPLITUDE_SPECTRA"]
 
@@ -324,7 +324,9 @@ class SyntheticRun:
         return int(sum(len(_layout(self.config, k)[0]) for k in range(self.config.n_slabs)))
 
     # --- data --------------------------------------------------------------------------------
-    def iter_chunks(self, chunk_duration_ns: float | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+    def iter_chunks(
+        self, chunk_duration_ns: float | None = None, min_gap_ns: int = DEFAULT_CHUNK_MIN_GAP_NS
+    ) -> Iterator[tuple[int, int, np.ndarray]]:
         """Yield ``(start_ns, end_ns, raw_records)`` continuous, time-ordered chunks.
 
         Samples are generated one internal slab at a time, so memory use stays near one chunk.
@@ -343,7 +345,7 @@ class SyntheticRun:
             raise WfaConfigError(msg)
         yield from rechunk_in_gaps(
             self._iter_slabs(), chunk_duration_ns, start_ns=0, end_ns=self.config.duration_ns,
-            source="synthetic run",
+            source="synthetic run", min_gap_ns=min_gap_ns,
         )
 
     def records(self) -> np.ndarray:

@@ -28,7 +28,7 @@ import numpy as np
 
 from wfa_notebook import dtypes
 from wfa_notebook.errors import WfaConfigError, WfaFormatError
-from wfa_notebook.io.chunking import merge_sorted_streams, rechunk_in_gaps
+from wfa_notebook.io.chunking import DEFAULT_CHUNK_MIN_GAP_NS, merge_sorted_streams, rechunk_in_gaps
 from wfa_notebook.io.common import TruncatedFileWarning, files_fingerprint, mapped_bytes
 
 __all__ = ["COMPASS_COLUMNS", "BOARD_SAMPLE_PERIOD_NS", "CompassReader", "read_compass", "iter_compass"]
@@ -181,10 +181,12 @@ class CompassReader:
             out = {k: v[order] for k, v in out.items()}
         return out
 
-    def iter_chunks(self, chunk_duration_ns: float | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
-        """Yield ``(start_ns, end_ns, records)`` chunks cut in gaps, starting at 0 ns."""
+    def iter_chunks(
+        self, chunk_duration_ns: float | None = None, min_gap_ns: int = DEFAULT_CHUNK_MIN_GAP_NS
+    ) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Yield ``(start_ns, end_ns, records)`` chunks cut in gaps of ``min_gap_ns`` or more, from 0 ns."""
         merged = merge_sorted_streams([self._iter_file(p) for p in self.files], self.dtype)
-        yield from rechunk_in_gaps(merged, chunk_duration_ns, start_ns=0, source=str(self.path))
+        yield from rechunk_in_gaps(merged, chunk_duration_ns, start_ns=0, source=str(self.path), min_gap_ns=min_gap_ns)
 
     def _iter_file(self, path: Path, table: bool = False, require_sorted: bool = True) -> Iterator[Any]:
         with mapped_bytes(path) as data:

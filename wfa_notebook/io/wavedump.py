@@ -43,7 +43,7 @@ import numpy as np
 
 from wfa_notebook import dtypes
 from wfa_notebook.errors import WfaConfigError, WfaFormatError
-from wfa_notebook.io.chunking import merge_sorted_streams, rechunk_in_gaps
+from wfa_notebook.io.chunking import DEFAULT_CHUNK_MIN_GAP_NS, merge_sorted_streams, rechunk_in_gaps
 from wfa_notebook.io.common import TimeTagUnwrapper, TruncatedFileWarning, files_fingerprint, mapped_bytes
 from wfa_notebook.io.wavedump_config import WaveDumpConfig, find_wavedump_config, parse_wavedump_config
 
@@ -391,10 +391,12 @@ class WaveDumpReader:
         blocks = [b for b, _ in merge_sorted_streams([self.iter_file(f) for f in self.files], self.dtype)]
         return np.concatenate(blocks) if blocks else np.zeros(0, self.dtype)
 
-    def iter_chunks(self, chunk_duration_ns: float | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
-        """Yield ``(start_ns, end_ns, records)`` chunks cut in gaps, starting at 0 ns."""
+    def iter_chunks(
+        self, chunk_duration_ns: float | None = None, min_gap_ns: int = DEFAULT_CHUNK_MIN_GAP_NS
+    ) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Yield ``(start_ns, end_ns, records)`` chunks cut in gaps of ``min_gap_ns`` or more, from 0 ns."""
         merged = merge_sorted_streams([self.iter_file(f) for f in self.files], self.dtype)
-        yield from rechunk_in_gaps(merged, chunk_duration_ns, start_ns=0, source=str(self.path))
+        yield from rechunk_in_gaps(merged, chunk_duration_ns, start_ns=0, source=str(self.path), min_gap_ns=min_gap_ns)
 
     def iter_file(self, file: WaveDumpFile) -> Iterator[np.ndarray]:
         """Blocks of records of one channel file, in file order (time-sorted)."""

@@ -14,6 +14,7 @@ import numpy as np
 
 from wfa_notebook.chunk import Chunk
 from wfa_notebook.datasets.synthetic import SyntheticRun, synthetic_run
+from wfa_notebook.io.chunking import DEFAULT_CHUNK_MIN_GAP_NS
 from wfa_notebook.io.compass import CompassReader
 from wfa_notebook.io.wavedump import WaveDumpReader
 from wfa_notebook.plugins.base import SourcePlugin
@@ -21,6 +22,8 @@ from wfa_notebook.plugins.options import REQUIRED, Option
 
 __all__ = ["SyntheticSource", "WaveDumpSource", "CompassSource"]
 
+_GAP_HELP = ("Chunks are cut only in gaps between records at least this long, ns; keep it wider "
+             "than any time window of later plugins (event extensions) so results do not depend on chunking")
 _CHUNK_HELP = ("Wanted chunk length, ns; a chunk ends at the first gap after it (None: the "
                "reader's natural blocks). Does not change results.")
 
@@ -66,6 +69,7 @@ class SyntheticSource(SourcePlugin):
     synthetic_sample_dtype = Option(default="int16", type=str, choices=("int16", "uint16", "float32"),
                                     help="Sample type of the raw records")
     chunk_duration_ns = Option(default=None, type=(int, float, type(None)), track=False, help=_CHUNK_HELP)
+    chunk_min_gap_ns = Option(default=DEFAULT_CHUNK_MIN_GAP_NS, type=int, track=False, help=_GAP_HELP)
 
     def make_run(self) -> SyntheticRun:
         """The synthetic run these options describe (raises WfaConfigError if they are invalid)."""
@@ -97,7 +101,7 @@ class SyntheticSource(SourcePlugin):
         return self.make_run().dtype
 
     def iter_chunks(self) -> Iterator[Chunk]:
-        for start, end, records in self.make_run().iter_chunks(self.chunk_duration_ns):
+        for start, end, records in self.make_run().iter_chunks(self.chunk_duration_ns, self.chunk_min_gap_ns):
             yield self.make_chunk(records, start, end)
 
 
@@ -124,6 +128,7 @@ class WaveDumpSource(SourcePlugin):
     wavedump_ttt_tick_ns = Option(default=None, type=(float, type(None)),
                                   help="Trigger-time-tag tick, ns (None: 8.533 ns on x742, 8 ns otherwise)")
     chunk_duration_ns = Option(default=None, type=(int, float, type(None)), track=False, help=_CHUNK_HELP)
+    chunk_min_gap_ns = Option(default=DEFAULT_CHUNK_MIN_GAP_NS, type=int, track=False, help=_GAP_HELP)
 
     def reader(self) -> WaveDumpReader:
         """The configured reader (its ``info()`` tells polarity, sample period, board id)."""
@@ -144,7 +149,7 @@ class WaveDumpSource(SourcePlugin):
         return self.reader().fingerprint()
 
     def iter_chunks(self) -> Iterator[Chunk]:
-        for start, end, records in self.reader().iter_chunks(self.chunk_duration_ns):
+        for start, end, records in self.reader().iter_chunks(self.chunk_duration_ns, self.chunk_min_gap_ns):
             yield self.make_chunk(records, start, end)
 
 
@@ -165,6 +170,7 @@ class CompassSource(SourcePlugin):
     compass_sample_dtype = Option(default="int16", type=str, choices=("int16", "uint16", "float32"),
                                   help="Sample type of the raw records")
     chunk_duration_ns = Option(default=None, type=(int, float, type(None)), track=False, help=_CHUNK_HELP)
+    chunk_min_gap_ns = Option(default=DEFAULT_CHUNK_MIN_GAP_NS, type=int, track=False, help=_GAP_HELP)
 
     def reader(self) -> CompassReader:
         """The configured reader."""
@@ -178,5 +184,5 @@ class CompassSource(SourcePlugin):
         return self.reader().fingerprint()
 
     def iter_chunks(self) -> Iterator[Chunk]:
-        for start, end, records in self.reader().iter_chunks(self.chunk_duration_ns):
+        for start, end, records in self.reader().iter_chunks(self.chunk_duration_ns, self.chunk_min_gap_ns):
             yield self.make_chunk(records, start, end)
