@@ -27,6 +27,7 @@ class PulseSource(SourcePlugin):
     n_rows = Option(default=200, type=int, help="Number of rows in the run")
     seed = Option(default=0, type=int, help="Random seed")
     chunk_rows = Option(default=50, type=int, help="Rows per chunk", track=False)
+    save = True  # cached like any other data type, so tests can count source calls
     calls = 0
 
     def iter_chunks(self):

@@ -15,7 +15,7 @@ from .dtypes import field_help
 from .errors import WfaConfigError, WfaDependencyError
 from .lineage import hash_lineage, plugin_lineage, resolve_order
 from .names import validate_name
-from .plugins.base import Mapper, Plugin, serial_map
+from .plugins.base import Mapper, Plugin, parallel_mapper, serial_map
 from .registry import PluginRegistry, check_config_keys, configure_plugin
 from .runner import CorruptCacheFound, Plan, RunStats, build_streams
 from .storage import DataKey, Storage
@@ -123,6 +123,7 @@ class Context:
         plugins, lineages, keys = {}, {}, {}
         for data_type in order:
             plugin = configure_plugin(providers[data_type], cfg, run_id, self)
+            plugin.dependency_plugins = {dep: plugins[dep] for dep in plugin.depends_on}
             plugins[data_type] = plugin
             lineages[data_type] = plugin_lineage(plugin, lineages)
             keys[data_type] = DataKey(run_id, data_type, hash_lineage(lineages[data_type]))
@@ -144,12 +145,9 @@ class Context:
     def _mapper_for(self, plugin: Plugin) -> Mapper:
         if self.max_workers == 1 or not plugin.parallel:
             return serial_map
-        from .execution import imap_ordered  # the execution layer is loaded on first parallel use
-
-        def mapper(func, items):
-            return imap_ordered(func, items, max_workers=self.max_workers, executor_type="thread")
-
-        return getattr(plugin, "_plugin_mapper", lambda m: m)(mapper)
+        mapper = parallel_mapper(self.max_workers)
+        own = getattr(plugin, "_plugin_mapper", None)  # a StreamingPlugin may bring its own balancer
+        return own(mapper) if own is not None else mapper
 
     # --- getting data --------------------------------------------------------------------------
 
@@ -274,7 +272,7 @@ class Context:
         cls = self._registry.providers.get(target)
         if cls is None:
             resolve_order(target, self._registry.providers)  # raises the clear error
-        dtype = configure_plugin(cls, self.config, "info", self).resolved_dtype()
+        dtype = self._plan("info", [target], None).plugins[target].resolved_dtype()
         helps = field_help(dtype)
         rows = [
             {"field": n, "type": str(dtype[n].base), "shape": dtype[n].shape or "", "help": helps[n]}
@@ -287,10 +285,16 @@ class Context:
         providers = self._registry.providers
         resolve_order(target, providers)
         lines: list[str] = []
+        shown: set[str] = set()
 
         def walk(data_type: str, depth: int) -> None:
             cls = providers[data_type]
-            lines.append(f"{'    ' * depth}{data_type}  ({cls.__name__} v{cls.__version__})")
+            pad = "    " * depth
+            if data_type in shown:  # a DAG: each subtree is spelled out once
+                lines.append(f"{pad}{data_type}  (see above)")
+                return
+            shown.add(data_type)
+            lines.append(f"{pad}{data_type}  ({cls.__name__} v{cls.__version__})")
             for dep in cls.depends_on:
                 walk(dep, depth + 1)
 

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import inspect
 import json
+import os
 from typing import Any
 
 from .errors import WfaPluginError
@@ -102,6 +103,8 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in sorted(value.items())}
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     if hasattr(value, "tolist"):
         return value.tolist()
     return repr(value)

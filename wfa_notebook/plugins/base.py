@@ -17,7 +17,7 @@ from ..dtypes import check_time_fields
 from ..errors import WfaChunkError, WfaPluginError
 from .options import Option
 
-__all__ = ["Plugin", "SourcePlugin", "Mapper", "serial_map"]
+__all__ = ["Plugin", "SourcePlugin", "Mapper", "serial_map", "parallel_mapper", "align_chunks"]
 
 #: Runs a function over an iterable, yielding results in input order (serial or parallel).
 Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
@@ -27,6 +27,18 @@ def serial_map(func: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any
     """The mapper used when nothing runs in parallel."""
     for item in items:
         yield func(item)
+
+
+def parallel_mapper(max_workers: int | None = None) -> Mapper:
+    """A mapper running items on threads through the execution layer (balanced when enabled)."""
+
+    def mapper(func: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        from ..execution import imap_ordered  # loaded on first parallel use
+
+        return imap_ordered(func, items, max_workers=max_workers, executor_type="thread")
+
+    mapper.max_workers = max_workers  # type: ignore[attr-defined]
+    return mapper
 
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -48,11 +60,15 @@ class Plugin:
     __version__: str = "0.0.0"
     #: True when chunks are independent, so the Context may compute several at once.
     parallel: bool = True
+    #: Whether the Context caches this data type on disk.
+    save: bool = True
 
     def __init__(self) -> None:
         self._option_values: dict[str, Any] = {}
         self.run_id: str = ""
         self.context: Any = None
+        #: Configured plugins of the dependencies, set by the Context before setup().
+        self.dependency_plugins: dict[str, Plugin] = {}
         self._dtype: np.dtype | None = None
 
     def __repr__(self) -> str:
@@ -148,6 +164,17 @@ class Plugin:
             self._dtype = dtype
         return self._dtype
 
+    def dependency_dtype(self, data_type: str) -> np.dtype:
+        """The dtype a dependency delivers (for ``infer_dtype`` of plugins that follow their input)."""
+        provider = self.dependency_plugins.get(data_type)
+        if provider is None:
+            msg = (
+                f"Plugin {type(self).__name__}: the dtype of {data_type!r} is known only once a "
+                f"Context has resolved the plugin's dependencies {list(self.depends_on)}."
+            )
+            raise WfaPluginError(msg)
+        return provider.resolved_dtype()
+
     def setup(self) -> None:
         """Runs once per run before the first chunk; options and ``run_id`` are readable here."""
 
@@ -215,6 +242,9 @@ class SourcePlugin(Plugin):
     """
 
     parallel = False
+    #: Inputs are already on disk (files) or cheap to regenerate (synthetic): not cached again.
+    #: Set ``save = True`` for a slow source.
+    save = False
 
     @classmethod
     def _validate_compute(cls) -> None:

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from ..chunk import Chunk
 from ..dtypes import endtime
 from ..errors import WfaPluginError
-from .base import Mapper, Plugin, align_chunks
+from .base import Mapper, Plugin, align_chunks, parallel_mapper
 
 __all__ = ["StreamingPlugin"]
 
@@ -51,8 +52,50 @@ class StreamingPlugin(Plugin):
             msg = f"Plugin {name}: 'halo_ns' must be a non-negative int of ns; got {cls.halo_ns!r}."
             raise WfaPluginError(msg)
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._load_balancer = self._init_load_balancer() if self.use_load_balancer else None
+
+    def _init_load_balancer(self):
+        """The plugin's balancer, built from ``load_balancer_config``.
+
+        Instances of one plugin class with the same config share a balancer, so its history
+        (task durations, stream lengths) carries over from one run to the next.
+        """
+        from ..load_balancer import DynamicLoadBalancer
+
+        config = dict(self.load_balancer_config or {})
+        key = (type(self), tuple(sorted((k, repr(v)) for k, v in config.items())))
+        with _BALANCERS_LOCK:
+            balancer = _BALANCERS.get(key)
+            if balancer is None:
+                try:
+                    balancer = DynamicLoadBalancer(**config)
+                except TypeError as exc:
+                    msg = f"Plugin {type(self).__name__}: load_balancer_config {config!r} is invalid: {exc}"
+                    raise WfaPluginError(msg) from None
+                _BALANCERS[key] = balancer
+        return balancer
+
+    def get_load_balancer_stats(self) -> dict[str, Any] | None:
+        """Statistics of the plugin's own balancer (None when ``use_load_balancer`` is False)."""
+        return None if self._load_balancer is None else self._load_balancer.get_statistics()
+
     def compute_chunk(self, chunk: Chunk, context: Any, run_id: str, **kwargs: Any) -> np.ndarray | Chunk:
         raise NotImplementedError
+
+    def _compute_parallel(self, chunks: Iterable[Chunk], context: Any = None, run_id: str | None = None,
+                          max_workers: int | None = None, **kwargs: Any) -> Iterator[Any]:
+        """``compute_chunk`` over ``chunks`` in parallel (under the plugin's balancer), in order.
+
+        For use outside a Context; a Context streams through :meth:`iter_compute` instead.
+        """
+        run_id = self.run_id if run_id is None else run_id
+
+        def task(chunk: Chunk) -> Any:
+            return self.compute_chunk(chunk, context, run_id, **kwargs)
+
+        return self._plugin_mapper(parallel_mapper(max_workers))(task, chunks)
 
     def iter_compute(self, inputs: dict[str, Iterator[Chunk]], mapper: Mapper) -> Iterator[Chunk]:
         main = self.depends_on[0]
@@ -78,8 +121,23 @@ class StreamingPlugin(Plugin):
         yield from self._plugin_mapper(mapper)(task, windows)
 
     def _plugin_mapper(self, mapper: Mapper) -> Mapper:
-        """The mapper this plugin's chunks run through (its own balancer when it has one)."""
-        return mapper
+        """The mapper this plugin's chunks run through: its own balancer's when it has one."""
+        if self._load_balancer is None:
+            return mapper
+        balancer = self._load_balancer
+        limit = getattr(mapper, "max_workers", None)
+
+        def balanced(func, items):
+            from ..execution import imap_ordered
+
+            return imap_ordered(func, items, max_workers=limit, executor_type="thread", balancer=balancer)
+
+        return balanced
+
+
+_BALANCERS: dict[tuple, Any] = {}
+_BALANCERS_LOCK = threading.Lock()
+
 
 
 def _windows(groups: Iterator[dict[str, Chunk]], main: str, halo_ns: int) -> Iterator[tuple]:
