@@ -437,6 +437,11 @@ class DynamicLoadBalancer:
             )
         return stats
 
+    def recent_durations(self) -> list[float]:
+        """Durations of the recent tasks (the last 1000), seconds, oldest first."""
+        with self._lock:
+            return self._history.durations()
+
     def recent_decisions(self, limit: int = 20) -> list[dict[str, Any]]:
         """The latest decisions, oldest first, as dicts (see ``last_decision``)."""
         with self._lock:

@@ -25,6 +25,10 @@ STREAM_HISTORY_SIZE = 20
 class TaskHistory:
     """Durations, outcomes, memory and CPU use of recent tasks."""
 
+    def durations(self) -> list[float]:
+        """Durations of the recent tasks, seconds, oldest first."""
+        return list(self._durations)
+
     def __init__(self, maxlen: int = HISTORY_SIZE) -> None:
         self.maxlen = maxlen
         self._durations: deque[float] = deque(maxlen=maxlen)

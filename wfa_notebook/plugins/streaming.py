@@ -77,6 +77,11 @@ class StreamingPlugin(Plugin):
                 _BALANCERS[key] = balancer
         return balancer
 
+    @property
+    def load_balancer(self):
+        """The plugin's own DynamicLoadBalancer (None when ``use_load_balancer`` is False)."""
+        return self._load_balancer
+
     def get_load_balancer_stats(self) -> dict[str, Any] | None:
         """Statistics of the plugin's own balancer (None when ``use_load_balancer`` is False)."""
         return None if self._load_balancer is None else self._load_balancer.get_statistics()
