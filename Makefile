@@ -11,12 +11,13 @@ $(PY):
 	$(PIP) install --upgrade pip
 
 # Stamp files re-run the install whenever pyproject.toml changes.
+# The demo also executes the quickstart notebook, hence the notebooks extra (nbclient, ipykernel).
 $(VENV)/.installed: pyproject.toml | $(PY)
-	$(PIP) install -e .
+	$(PIP) install -e ".[notebooks]"
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(PIP) install -e ".[test,dask]"
+	$(PIP) install -e ".[test]"
 	touch $@
 
 demo: $(VENV)/.installed
@@ -25,12 +26,13 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(PY) -m pytest
 
-lab: $(VENV)/.installed-test
+lab: $(VENV)/.installed
 	$(PY) -m jupyter lab --ip=127.0.0.1 --no-browser notebooks/
 
 bench: $(VENV)/.installed-test
 	$(PY) benchmarks/bench_kernels.py
 	$(PY) benchmarks/bench_execution.py
+	$(PY) benchmarks/bench_explorer.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
