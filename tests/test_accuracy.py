@@ -148,7 +148,7 @@ CONTEXT_RUN = {"synthetic_seed": 8, "synthetic_n_channels": 4, "synthetic_durati
 @pytest.mark.parametrize("polarity", ["negative", "positive"])
 def test_plugins_through_a_context_give_the_kernel_results_for_any_chunking(tmp_path, polarity):
     # 40-sample records (20 before the trigger): the records dtype follows the source's
-    config = {**CONTEXT_RUN, "synthetic_polarity": polarity, "polarity": polarity,
+    config = {**CONTEXT_RUN, "polarity": polarity,
               "synthetic_n_samples": 40, "baseline_samples": 15, "threshold_adc": 12.0}
     results = []
     for i, chunk_ns in enumerate([None, 150_000.0]):

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import sys
 import textwrap
 
 import numpy as np
@@ -233,3 +235,43 @@ def test_parallel_context_gives_the_same_result(tmp_path):
     parallel = Context(tmp_path / "b", register=[PulseSource, Scaled, NeighbourCount], max_workers=2, config={"chunk_rows": 9})
     for target in ("scaled", "neighbours"):
         np.testing.assert_array_equal(parallel.get_array("run1", target), serial.get_array("run1", target))
+
+
+KERNEL_SOURCE = """
+def shift(values):
+    return values + {offset}
+"""
+
+USER_PLUGIN = """
+from wfa_notebook.plugins import Plugin
+from toy_plugins import pulse_dtype
+import user_kernel
+
+
+class Shifted(Plugin):
+    provides = "shifted"
+    depends_on = ("pulses",)
+    dtype = pulse_dtype
+    __version__ = "0.1.0"
+    code_dependencies = (user_kernel,)
+
+    def compute(self, pulses):
+        out = pulses.copy()
+        out["value"] = user_kernel.shift(out["value"])
+        return out
+"""
+
+
+def test_editing_a_listed_kernel_module_invalidates_the_cache(ctx, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "user_plugin.py").write_text(USER_PLUGIN)
+    keys = []
+    for offset in (1, 5):  # the plugin's source stays the same; only its kernel changes
+        (tmp_path / "user_kernel.py").write_text(KERNEL_SOURCE.format(offset=offset))
+        monkeypatch.delitem(sys.modules, "user_kernel", raising=False)
+        monkeypatch.delitem(sys.modules, "user_plugin", raising=False)
+        module = importlib.import_module("user_plugin")
+        ctx.register(module.Shifted)
+        keys.append(ctx.key_for("run1", "shifted"))
+        assert ctx.get_array("run1", "shifted")["value"][0] == make_pulses(200)["value"][0] + offset
+    assert keys[0] != keys[1]

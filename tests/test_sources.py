@@ -66,7 +66,7 @@ def test_synthetic_runs_differ_by_run_id_and_seed_is_respected(tmp_path):
 def test_synthetic_source_options_carry_help(tmp_path):
     for name, option in SyntheticSource.options().items():
         assert option.help, name
-    ctx = _context(tmp_path, SyntheticSource, {**SMALL, "synthetic_polarity": "positive",
+    ctx = _context(tmp_path, SyntheticSource, {**SMALL, "polarity": "positive",
                                                "synthetic_sample_dtype": "float32"})
     records = ctx.get_array("run0", "raw_records", progress=False)
     assert records.dtype["data"].base == np.float32

@@ -118,6 +118,8 @@ def _print_balancer(stats: dict[str, Any]) -> None:
 
 def _truth_summary(context, run_id: str) -> dict[str, float]:
     """Hit efficiency against the synthetic truth, for pulses well above the noise."""
+    from .datasets.truth import pulses_found
+
     source = context.plugins["raw_records"]
     plan = context._plan(run_id, ["raw_records"], None)
     run = plan.plugins["raw_records"].make_run() if hasattr(source, "make_run") else None
@@ -127,28 +129,11 @@ def _truth_summary(context, run_id: str) -> dict[str, float]:
     hits = context.get_array(run_id, "hits", progress=False)
     noise = run.config.noise_rms_adc
     big = truth[truth["amplitude_adc"] >= 5 * noise]
-    found = _matched(big, hits)
+    found = int(pulses_found(big, hits).sum())
     efficiency = found / max(len(big), 1)
     print(f"truth: {len(truth)} pulses; hits found for {found} of {len(big)} pulses above 5 x noise RMS "
           f"({100 * efficiency:.2f} %)")
     return {"efficiency": efficiency, "n_truth": float(len(truth))}
-
-
-def _matched(truth: np.ndarray, hits: np.ndarray) -> int:
-    """Truth pulses with a hit on their channel whose [time, endtime) contains the pulse maximum."""
-    if not len(truth) or not len(hits):
-        return 0
-    found = 0
-    for channel in np.unique(truth["channel"]):
-        h = hits[hits["channel"] == channel]
-        t = truth["time_ns"][truth["channel"] == channel]
-        if not len(h):
-            continue
-        i = np.searchsorted(h["time"], t, side="right") - 1
-        ok = i >= 0
-        ends = h["time"] + np.ceil(h["length"] * h["dt"]).astype(np.int64)
-        found += int(np.sum(ok & (t < ends[np.clip(i, 0, None)])))
-    return found
 
 
 def _plots(context, run_id: str, outputs: Path) -> list[Path]:

@@ -11,6 +11,7 @@ import hashlib
 import inspect
 import json
 import os
+import weakref
 from typing import Any
 
 from .errors import WfaPluginError
@@ -52,21 +53,34 @@ def resolve_order(target: str, providers: dict[str, type[Plugin]]) -> list[str]:
     return order
 
 
+_CODE_HASHES: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
+
+
 def plugin_code_hash(cls: type[Plugin]) -> str:
-    """Hash of the source code of the plugin class and its non-framework base classes."""
+    """Hash of the source code of the plugin class, its non-framework base classes, and of what
+    it lists in ``code_dependencies`` (e.g. the kernel modules it calls).
+
+    Computed once per class object: a class redefined in a notebook cell is a new object.
+    """
+    cached = _CODE_HASHES.get(cls)
+    if cached is not None:
+        return cached
     digest = hashlib.sha256()
-    for klass in cls.__mro__:
-        if klass in _FRAMEWORK_CLASSES:
-            continue
+    parts: list[Any] = [k for k in cls.__mro__ if k not in _FRAMEWORK_CLASSES]
+    parts += list(getattr(cls, "code_dependencies", ()))
+    for part in parts:
         try:
-            digest.update(inspect.getsource(klass).encode())
+            digest.update(inspect.getsource(part).encode())
         except (OSError, TypeError):
-            # Source unavailable (e.g. built with exec): hash the compiled methods instead.
-            for name, value in sorted(vars(klass).items()):
-                code = getattr(value, "__code__", None)
+            # Source unavailable (e.g. built with exec): hash the compiled code instead.
+            items = vars(part).items() if isinstance(part, type) else [("", part)]
+            for name, value in sorted(items, key=lambda kv: kv[0]):
+                code = getattr(getattr(value, "py_func", value), "__code__", None)
                 if code is not None:
                     digest.update(name.encode() + code.co_code + repr(code.co_consts).encode())
-    return digest.hexdigest()[:16]
+    result = digest.hexdigest()[:16]
+    _CODE_HASHES[cls] = result
+    return result
 
 
 def plugin_lineage(plugin: Plugin, dependency_lineages: dict[str, Any]) -> dict[str, Any]:

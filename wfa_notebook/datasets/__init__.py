@@ -9,4 +9,6 @@ from wfa_notebook.datasets.synthetic import (
     synthetic_run,
 )
 
-__all__ = ["AMPLITUDE_SPECTRA", "PULSE_SHAPES", "SyntheticConfig", "SyntheticRun", "synthetic_run"]
+from wfa_notebook.datasets.truth import pulses_found
+
+__all__ = ["pulses_found", "AMPLITUDE_SPECTRA", "PULSE_SHAPES", "SyntheticConfig", "SyntheticRun", "synthetic_run"]

@@ -62,6 +62,8 @@ class Plugin:
     parallel: bool = True
     #: Whether the Context caches this data type on disk.
     save: bool = True
+    #: Modules or functions (e.g. kernels) whose source is hashed into the lineage with the class.
+    code_dependencies: tuple = ()
 
     def __init__(self) -> None:
         self._option_values: dict[str, Any] = {}

@@ -1,6 +1,8 @@
 """Built-in plugins for events: windows around large peaks, and their largest peaks."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from .. import dtypes
@@ -26,6 +28,8 @@ class Events(Plugin):
     provides = "events"
     depends_on = ("peak_basics",)
     __version__ = "0.1.0"
+    # kernels and dtypes are part of what decides the output: hashed into the lineage
+    code_dependencies = (sys.modules[find_events.__module__], dtypes)
     dtype = dtypes.event_dtype
 
     trigger_min_area_adc_ns = Option(
@@ -62,6 +66,8 @@ class EventBasics(Plugin):
     provides = "event_basics"
     depends_on = ("events", "peak_basics")
     __version__ = "0.1.0"
+    # kernels and dtypes are part of what decides the output: hashed into the lineage
+    code_dependencies = (sys.modules[event_basics.__module__], dtypes)
     dtype = dtypes.event_basics_dtype
 
     def compute(self, events: np.ndarray, peak_basics: np.ndarray) -> np.ndarray:

@@ -1,6 +1,8 @@
 """Built-in plugins for peaks: hits of all channels clustered in time, and their light summary."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from .. import dtypes
@@ -23,6 +25,8 @@ class Peaks(Plugin):
     provides = "peaks"
     depends_on = ("hits", "records")
     __version__ = "0.1.0"
+    # kernels and dtypes are part of what decides the output: hashed into the lineage
+    code_dependencies = (sys.modules[find_peaks.__module__], dtypes)
 
     peak_gap_ns = Option(
         default=DEFAULT_PEAK_GAP_NS, type=int,
@@ -64,6 +68,8 @@ class PeakBasics(Plugin):
     provides = "peak_basics"
     depends_on = ("peaks",)
     __version__ = "0.1.0"
+    # kernels and dtypes are part of what decides the output: hashed into the lineage
+    code_dependencies = (sys.modules[peak_basics.__module__], dtypes)
     dtype = dtypes.peak_basics_dtype
 
     def compute(self, peaks: np.ndarray) -> np.ndarray:

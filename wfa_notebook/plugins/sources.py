@@ -45,8 +45,10 @@ class SyntheticSource(SourcePlugin):
     synthetic_n_channels = Option(default=16, type=int, help="Number of channels")
     synthetic_duration_ns = Option(default=100_000_000, type=(int, float), help="Run length, ns")
     synthetic_pulse_rate_hz = Option(default=2_000.0, type=float, help="Pulse rate per channel, Hz")
-    synthetic_polarity = Option(default="negative", type=str, choices=("negative", "positive"),
-                                help="Pulse direction from the baseline")
+    # Named like the Records option on purpose: one global key {"polarity": ...} sets both, so
+    # the generated pulses and their processing cannot disagree.
+    polarity = Option(default="negative", type=str, choices=("negative", "positive"),
+                      help="Pulse direction from the baseline (also tells Records how to flip them)")
     synthetic_baseline_adc = Option(default=None, type=(float, type(None)),
                                     help="Baseline level, ADC (None: 90 % of range for negative pulses, 10 % for positive)")
     synthetic_noise_rms_adc = Option(default=3.0, type=float, help="White-noise RMS, ADC")
@@ -81,7 +83,7 @@ class SyntheticSource(SourcePlugin):
             n_channels=self.synthetic_n_channels,
             duration_ns=self.synthetic_duration_ns,
             pulse_rate_hz=self.synthetic_pulse_rate_hz,
-            polarity=self.synthetic_polarity,
+            polarity=self.polarity,
             baseline_adc=self.synthetic_baseline_adc,
             noise_rms_adc=self.synthetic_noise_rms_adc,
             dt_ns=self.synthetic_dt_ns,

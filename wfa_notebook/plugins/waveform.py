@@ -1,6 +1,8 @@
 """Built-in plugins for single-channel waveforms: raw_records -> records -> hits."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from .. import dtypes
@@ -22,6 +24,8 @@ class Records(Plugin):
     provides = "records"
     depends_on = ("raw_records",)
     __version__ = "0.1.0"
+    # kernels and dtypes are part of what decides the output: hashed into the lineage
+    code_dependencies = (sys.modules[baseline.__module__], dtypes)
 
     baseline_samples = Option(
         default=DEFAULT_BASELINE_SAMPLES, type=int,
@@ -46,6 +50,8 @@ class Hits(Plugin):
     provides = "hits"
     depends_on = ("records",)
     __version__ = "0.1.0"
+    # kernels and dtypes are part of what decides the output: hashed into the lineage
+    code_dependencies = (sys.modules[find_hits.__module__], dtypes)
     dtype = dtypes.hit_dtype
 
     # 15 ADC is strax's default for PMT records; 5 x the 3-ADC noise of the synthetic runs
