@@ -1,6 +1,7 @@
 """Running parallel_map and imap_ordered on a Dask cluster (a LocalCluster bound to 127.0.0.1)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 distributed = pytest.importorskip("distributed")
@@ -94,3 +95,16 @@ def test_executor_type_dask_uses_the_active_client(client):
         results = parallel_map(where, range(4), executor_type="dask")
         assert use_dask().client is client
     assert {address for _, address in results} <= set(client.nthreads())
+
+
+def test_context_processing_runs_on_the_cluster(client, tmp_path):
+    from wfa_notebook import default_context
+
+    small = {"synthetic_n_channels": 4, "synthetic_duration_ns": 20_000_000, "synthetic_seed": 2,
+             "chunk_duration_ns": 2_000_000}
+    expected = default_context(tmp_path / "local", config=small, max_workers=1).get_array("run", "hits")
+    ctx = default_context(tmp_path / "cluster", config=small)
+    with distributed.get_task_stream(client) as stream, use_dask(client):
+        hits = ctx.get_array("run", "hits")
+    np.testing.assert_array_equal(hits, expected)
+    assert len(stream.data) >= ctx.last_run.chunks["hits"], "every hits chunk ran as a cluster task"
