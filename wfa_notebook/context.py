@@ -12,7 +12,7 @@ import numpy as np
 
 from .chunk import Chunk
 from .dtypes import field_help
-from .errors import WfaConfigError, WfaDependencyError
+from .errors import WfaConfigError, WfaDependencyError, WfaStorageError
 from .lineage import hash_lineage, plugin_lineage, resolve_order
 from .names import validate_name
 from .plugins.base import Mapper, Plugin, parallel_mapper, serial_map
@@ -196,8 +196,11 @@ class Context:
                 self.storage.discard(found.key, str(found.error))
             finally:
                 merged.close()
-        msg = f"get_iter: the cache of run {run_id!r} keeps failing its checks; delete {self.storage.root}."
-        raise WfaConfigError(msg)
+        msg = (
+            f"get_iter: the cache of run {run_id!r} failed its checks {_MAX_CACHE_REPAIRS + 1} times "
+            f"in a row, even after recomputing. Check the disk, or delete {self.storage.root / run_id}."
+        )
+        raise WfaStorageError(msg)
 
     def get_array(
         self,

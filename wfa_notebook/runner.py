@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +46,6 @@ class RunStats:
     nbytes: dict[str, int] = field(default_factory=dict)
     computed: list[str] = field(default_factory=list)
     loaded: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
 
     def count(self, chunk: Chunk) -> None:
         t = chunk.data_type

@@ -144,19 +144,6 @@ class Storage:
     def writer(self, key: DataKey, dtype: np.dtype, lineage: dict[str, Any]) -> CacheWriter:
         return CacheWriter(self, key, dtype, lineage)
 
-    def list_stored(self, run_id: str | None = None) -> list[dict[str, Any]]:
-        """Metadata summaries of every complete cache (of one run when given)."""
-        out = []
-        runs = [self.root / run_id] if run_id else sorted(p for p in self.root.glob("*") if p.is_dir())
-        for run_dir in runs:
-            for meta_path in sorted(run_dir.glob(f"*/{METADATA}")):
-                try:
-                    meta = json.loads(meta_path.read_text())
-                except (OSError, ValueError):
-                    continue
-                out.append({k: meta.get(k) for k in ("run_id", "data_type", "lineage_hash", "n_rows", "nbytes")})
-        return out
-
 
 def _read_verified(path: Path, entry: dict[str, Any], dtype: np.dtype) -> np.ndarray:
     try:
