@@ -7,6 +7,8 @@ import textwrap
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from wfa_notebook.context import Context
 from wfa_notebook.errors import WfaConfigError, WfaDependencyError, WfaPluginError
@@ -275,3 +277,17 @@ def test_editing_a_listed_kernel_module_invalidates_the_cache(ctx, tmp_path, mon
         keys.append(ctx.key_for("run1", "shifted"))
         assert ctx.get_array("run1", "shifted")["value"][0] == make_pulses(200)["value"][0] + offset
     assert keys[0] != keys[1]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(chunk_rows=st.integers(1, 120), halo_ns=st.integers(0, 2_000), seed=st.integers(0, 3))
+def test_halo_results_never_depend_on_chunking(tmp_path_factory, chunk_rows, halo_ns, seed):
+    class Window(NeighbourCount):
+        provides = "window"
+
+    Window.halo_ns = halo_ns
+    storage = tmp_path_factory.mktemp("halo")
+    config = {"seed": seed, "n_rows": 150}
+    whole = Context(storage / "a", register=[PulseSource, Window], max_workers=1, config={**config, "chunk_rows": 150})
+    cut = Context(storage / "b", register=[PulseSource, Window], max_workers=1, config={**config, "chunk_rows": chunk_rows})
+    np.testing.assert_array_equal(cut.get_array("run1", "window"), whole.get_array("run1", "window"))
