@@ -172,7 +172,7 @@ class Context:
             time_range = _check_time_range(time_range)
         label = "+".join(names)
         reporter = _Progress(label, enabled=progress)
-        done = 0  # merged chunks handled so far, skipped when a repaired cache is re-read
+        handled_until: int | None = None  # end of the last chunk handed out, ns
         for _attempt in range(_MAX_CACHE_REPAIRS + 1):
             plan = self._plan(run_id, names, config)
             stats = RunStats()
@@ -180,10 +180,10 @@ class Context:
             streams = build_streams(plan, self.storage, self._mapper_for, stats, time_range)
             merged = _merged(streams, names, label)
             try:
-                for i, chunk in enumerate(merged):
-                    if i < done:
-                        continue
-                    done += 1
+                for chunk in merged:
+                    if handled_until is not None and chunk.end <= handled_until:
+                        continue  # handed out before a damaged cache was found and repaired
+                    handled_until = chunk.end
                     if time_range is not None:
                         chunk = _clip(chunk, time_range)
                         if chunk is None:
