@@ -138,8 +138,9 @@ def test_time_range_and_multiple_targets(ctx):
     t0, t1 = int(rows["time"][30]), int(rows["time"][90])
     part = ctx.get_array("run1", "scaled", time_range=(t0, t1))
     np.testing.assert_array_equal(part["time"], rows["time"][30:90])
-    both = ctx.get_array("run1", ["pulses", "scaled"])
+    both = ctx.get_array("run1", ["scaled", "summed"])  # same rows, fields of both
     assert len(both) == 200
+    np.testing.assert_allclose(both["value"], 2 * rows["value"])  # the first target's field wins
     with pytest.raises(WfaConfigError, match="end > start"):
         ctx.get_array("run1", "scaled", time_range=(5, 5))
 

@@ -72,6 +72,7 @@ class Plugin:
         #: Configured plugins of the dependencies, set by the Context before setup().
         self.dependency_plugins: dict[str, Plugin] = {}
         self._dtype: np.dtype | None = None
+        self._wants_bounds: tuple[str, ...] | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} provides {self.provides!r} v{self.__version__}>"
@@ -187,20 +188,20 @@ class Plugin:
 
     def iter_compute(self, inputs: dict[str, Iterator[Chunk]], mapper: Mapper) -> Iterator[Chunk]:
         """Yield output chunks, one per aligned set of input chunks, in time order."""
-        wants_bounds = {
-            p for p in inspect.signature(self.compute).parameters if p in _CHUNK_BOUNDS
-        }
+        yield from mapper(self.compute_aligned, align_chunks(inputs, type(self).__name__))
 
-        def task(aligned: dict[str, Chunk]) -> Chunk:
-            first = next(iter(aligned.values()))
-            kwargs: dict[str, Any] = {dep: chunk.data for dep, chunk in aligned.items()}
-            if "start" in wants_bounds:
-                kwargs["start"] = first.start
-            if "end" in wants_bounds:
-                kwargs["end"] = first.end
-            return self.make_output(self.compute(**kwargs), first.start, first.end)
-
-        yield from mapper(task, align_chunks(inputs, type(self).__name__))
+    def compute_aligned(self, aligned: dict[str, Chunk]) -> Chunk:
+        """One output chunk from one chunk of each dependency (all covering the same interval)."""
+        first = next(iter(aligned.values()))
+        kwargs: dict[str, Any] = {dep: aligned[dep].data for dep in self.depends_on}
+        if self._wants_bounds is None:
+            params = inspect.signature(self.compute).parameters
+            self._wants_bounds = tuple(p for p in _CHUNK_BOUNDS if p in params)
+        if "start" in self._wants_bounds:
+            kwargs["start"] = first.start
+        if "end" in self._wants_bounds:
+            kwargs["end"] = first.end
+        return self.make_output(self.compute(**kwargs), first.start, first.end)
 
     def make_output(self, result: Any, start: int, end: int) -> Chunk:
         """Check what compute returned against what the plugin promised, and wrap it in a Chunk."""
