@@ -26,8 +26,9 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(PY) -m pytest
 
+# Bound to 127.0.0.1 only; --allow-root for containers, where one is often root.
 lab: $(VENV)/.installed
-	$(PY) -m jupyter lab --ip=127.0.0.1 --no-browser notebooks/
+	$(PY) -m jupyter lab --ip=127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/
 
 bench: $(VENV)/.installed-test
 	$(PY) benchmarks/bench_kernels.py
