@@ -233,7 +233,6 @@ def test_introspection(ctx):
 
 
 def test_parallel_context_gives_the_same_result(tmp_path):
-    pytest.importorskip("wfa_notebook.execution")
     serial = Context(tmp_path / "a", register=[PulseSource, Scaled, NeighbourCount], max_workers=1, config={"chunk_rows": 9})
     parallel = Context(tmp_path / "b", register=[PulseSource, Scaled, NeighbourCount], max_workers=2, config={"chunk_rows": 9})
     for target in ("scaled", "neighbours"):
