@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ def _import_nbclient() -> tuple[Any, Any]:
     return nbclient, nbformat
 
 
-def _this_interpreter_kernel_manager() -> type:
+def _this_interpreter_kernel_manager(socket_dir: str) -> type:
     """An nbclient kernel manager class whose "python3" kernel is this Python interpreter.
 
     A "python3" kernel spec in the user's Jupyter folders may point at another Python without
@@ -47,6 +48,16 @@ def _this_interpreter_kernel_manager() -> type:
         @default("kernel_spec_manager")
         def _kernel_spec_manager_default(self) -> KernelSpecManager:
             return KernelSpecManager(kernel_dirs=[], ensure_native_kernel=True)
+
+        # Unix sockets in a private folder instead of unencrypted TCP ports: nothing else on the
+        # machine can talk to the kernel.
+        @default("transport")
+        def _transport_default(self) -> str:
+            return "ipc" if os.name == "posix" else "tcp"
+
+        @default("ip")
+        def _ip_default(self) -> str:
+            return os.path.join(socket_dir, "kernel-ipc") if self.transport == "ipc" else "127.0.0.1"
 
     return ThisInterpreterKernelManager
 
@@ -86,19 +97,20 @@ def execute_notebook(
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     workdir = Path(cwd) if cwd is not None else path.resolve().parent
-    client = nbclient.NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name="python3",
-        kernel_manager_class=_this_interpreter_kernel_manager(),
-        resources={"metadata": {"path": str(workdir)}},
-        store_widget_state=True,
-        record_timing=True,
-    )
     started = time.perf_counter()
     kernel_env = {**os.environ, **(env or {})}
     try:
-        _run(client, kernel_env)
+        with tempfile.TemporaryDirectory(prefix="wfa_kernel_") as socket_dir:
+            client = nbclient.NotebookClient(
+                nb,
+                timeout=timeout,
+                kernel_name="python3",
+                kernel_manager_class=_this_interpreter_kernel_manager(socket_dir),
+                resources={"metadata": {"path": str(workdir)}},
+                store_widget_state=True,
+                record_timing=True,
+            )
+            _run(client, kernel_env)
     except nbclient.exceptions.CellExecutionError as exc:
         failed = _failed_cell(nb)
         msg = (
