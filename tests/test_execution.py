@@ -20,18 +20,11 @@ from wfa_notebook.execution import (
     get_load_balancer_stats,
     parallel_apply,
     parallel_map,
-    stop_using_dask,
 )
 from wfa_notebook.load_balancer import FakeProbe
 
 
-@pytest.fixture(autouse=True)
-def plain_execution():
-    disable_global_load_balancing()
-    stop_using_dask()
-    yield
-    disable_global_load_balancing()
-    stop_using_dask()
+pytestmark = pytest.mark.usefixtures("plain_execution")
 
 
 def balanced(cpu_count=4, **settings):

@@ -9,12 +9,10 @@ distributed = pytest.importorskip("distributed")
 from wfa_notebook.errors import WfaTaskError  # noqa: E402
 from wfa_notebook.execution import (  # noqa: E402
     dask_client,
-    disable_global_load_balancing,
     enable_global_load_balancing,
     get_load_balancer_stats,
     imap_ordered,
     parallel_map,
-    stop_using_dask,
     use_dask,
 )
 
@@ -33,13 +31,7 @@ def client():
         yield dask_client
 
 
-@pytest.fixture(autouse=True)
-def plain_execution():
-    disable_global_load_balancing()
-    stop_using_dask()
-    yield
-    disable_global_load_balancing()
-    stop_using_dask()
+pytestmark = pytest.mark.usefixtures("plain_execution")
 
 
 def where(x):

@@ -8,22 +8,14 @@ import pytest
 
 from wfa_notebook.errors import WfaConfigError, WfaTaskError, WfaWorkerDiedError
 from wfa_notebook.execution import (
-    disable_global_load_balancing,
     enable_global_load_balancing,
     get_executor_manager,
     imap_ordered,
-    stop_using_dask,
 )
 from wfa_notebook.load_balancer import DynamicLoadBalancer, FakeProbe
 
 
-@pytest.fixture(autouse=True)
-def plain_execution():
-    disable_global_load_balancing()
-    stop_using_dask()
-    yield
-    disable_global_load_balancing()
-    stop_using_dask()
+pytestmark = pytest.mark.usefixtures("plain_execution")
 
 
 def square(x):

@@ -16,7 +16,6 @@ from wfa_notebook.execution import (
     enable_global_load_balancing,
     get_executor_manager,
     parallel_map,
-    stop_using_dask,
     use_dask,
 )
 from wfa_notebook.load_balancer import DynamicLoadBalancer, FakeProbe
@@ -28,13 +27,7 @@ from toy_plugins import PulseSource, Scaled, pulse_dtype
 GiB = 1024**3
 
 
-@pytest.fixture(autouse=True)
-def plain_execution():
-    disable_global_load_balancing()
-    stop_using_dask()
-    yield
-    disable_global_load_balancing()
-    stop_using_dask()
+pytestmark = pytest.mark.usefixtures("plain_execution")
 
 
 class FakeClock:
