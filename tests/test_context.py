@@ -55,6 +55,11 @@ def test_cache_hit_and_miss_on_option_change(ctx):
     assert changed.last_run.computed == ["scaled"], "pulses was cached and must be reused"
 
 
+def test_max_workers_is_checked(ctx):
+    with pytest.raises(WfaConfigError, match="max_workers must be None or an int >= 1"):
+        ctx.new_context(max_workers=0)
+
+
 def test_untracked_option_does_not_change_the_key(ctx):
     key = ctx.key_for("run1", "scaled")
     assert ctx.new_context(config={"chunk_rows": 7}).key_for("run1", "scaled") == key
@@ -143,6 +148,9 @@ def test_time_range_and_multiple_targets(ctx):
     np.testing.assert_allclose(both["value"], 2 * rows["value"])  # the first target's field wins
     with pytest.raises(WfaConfigError, match="end > start"):
         ctx.get_array("run1", "scaled", time_range=(5, 5))
+    after_run = (int(rows["time"][-1]) + 10**6, int(rows["time"][-1]) + 2 * 10**6)
+    nothing = ctx.get_array("run1", ["scaled", "summed"], time_range=after_run)
+    assert len(nothing) == 0 and nothing.dtype == both.dtype
 
 
 def test_get_iter_streams_chunks_in_time_order(ctx):

@@ -137,12 +137,12 @@ def _print_balancer(stats: dict[str, Any]) -> None:
 def _truth_summary(context, run_id: str) -> dict[str, float]:
     """Hit efficiency against the synthetic truth, for pulses well above the noise."""
     from .datasets.truth import pulses_found
+    from .plugins.sources import SyntheticSource
 
-    source = context.plugins["raw_records"]
-    plan = context._plan(run_id, ["raw_records"], None)
-    run = plan.plugins["raw_records"].make_run() if hasattr(source, "make_run") else None
-    if run is None:
+    source = context.configured_plugin(run_id, "raw_records")
+    if not isinstance(source, SyntheticSource):
         return {}
+    run = source.make_run()
     truth = run.truth()
     hits = context.get_array(run_id, "hits", progress=False)
     noise = run.config.noise_rms_adc

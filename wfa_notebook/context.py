@@ -36,8 +36,8 @@ class Context:
     config : option values, global (``{"threshold_adc": 10}``) or per data type
         (``{"hits": {"threshold_adc": 10}}``).
     register : plugin classes to register.
-    max_workers : chunks computed at once per plugin; ``None`` uses the execution layer's choice
-        (the load balancer when enabled, else all cores), 1 runs everything in this thread.
+    max_workers : chunks computed at once; ``None`` uses the execution layer's choice (the load
+        balancer when enabled, else all cores), 1 runs everything in this thread.
     """
 
     def __init__(
@@ -50,10 +50,7 @@ class Context:
         self.storage = Storage(storage_dir)
         self.config: dict[str, Any] = {}
         self._registry = PluginRegistry()
-        if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
-            msg = f"Context: max_workers must be None or an int >= 1; got {max_workers!r}."
-            raise WfaConfigError(msg)
-        self.max_workers = max_workers
+        self.max_workers = _check_max_workers(max_workers)
         self.last_run: RunStats | None = None
         self.register(*register)
         if config:
@@ -98,7 +95,7 @@ class Context:
         if storage_dir is not None:
             other.storage = Storage(storage_dir)
         if max_workers is not None:
-            other.max_workers = max_workers
+            other.max_workers = _check_max_workers(max_workers)
         other.last_run = None
         other.register(*register)
         if config:
@@ -145,9 +142,7 @@ class Context:
     def _mapper_for(self, plugin: Plugin) -> Mapper:
         if self.max_workers == 1 or not plugin.parallel:
             return serial_map
-        mapper = parallel_mapper(self.max_workers)
-        own = getattr(plugin, "_plugin_mapper", None)  # a StreamingPlugin may bring its own balancer
-        return own(mapper) if own is not None else mapper
+        return plugin.plugin_mapper(parallel_mapper(self.max_workers))
 
     # --- getting data --------------------------------------------------------------------------
 
@@ -190,7 +185,7 @@ class Context:
                             continue
                     reporter.update(chunk)
                     yield chunk
-                reporter.close(stats)
+                reporter.close()
                 return
             except CorruptCacheFound as found:
                 self.storage.discard(found.key, str(found.error))
@@ -215,8 +210,8 @@ class Context:
         if not chunks:
             names = [targets] if isinstance(targets, str) else list(targets)
             plan = self._plan(run_id, names, config)
-            dtypes = [plan.plugins[n].resolved_dtype() for n in names]
-            return np.zeros(0, dtypes[0]) if len(dtypes) == 1 else _empty_merged(dtypes)
+            empty = [Chunk(np.zeros(0, plan.plugins[n].resolved_dtype()), 0, 0, run_id, n) for n in names]
+            return Chunk.merge(empty).data
         return np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
 
     def get_df(self, run_id: str, targets: str | Sequence[str], **kwargs: Any):
@@ -250,6 +245,10 @@ class Context:
         """Whether ``target`` is cached for ``run_id`` with the current configuration."""
         return self.storage.is_stored(self.key_for(run_id, target, config))
 
+    def configured_plugin(self, run_id: str, target: str, config: dict[str, Any] | None = None) -> Plugin:
+        """The plugin providing ``target``, configured as it would run for ``run_id``."""
+        return self._plan(run_id, [target], config).plugins[target]
+
     def storage_path(self, run_id: str, target: str) -> Path:
         """Folder the cache of ``target`` lives (or would live) in."""
         return self.storage.folder(self.key_for(run_id, target))
@@ -275,7 +274,7 @@ class Context:
         cls = self._registry.providers.get(target)
         if cls is None:
             resolve_order(target, self._registry.providers)  # raises the clear error
-        dtype = self._plan("info", [target], None).plugins[target].resolved_dtype()
+        dtype = self.configured_plugin("info", target).resolved_dtype()
         helps = field_help(dtype)
         rows = [
             {"field": n, "type": str(dtype[n].base), "shape": dtype[n].shape or "", "help": helps[n]}
@@ -303,6 +302,13 @@ class Context:
 
         walk(target, 0)
         return "\n".join(lines)
+
+
+def _check_max_workers(max_workers: Any) -> int | None:
+    if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
+        msg = f"Context: max_workers must be None or an int >= 1; got {max_workers!r}."
+        raise WfaConfigError(msg)
+    return max_workers
 
 
 def _merge_config(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -336,14 +342,7 @@ def _clip(chunk: Chunk, time_range: tuple[int, int]) -> Chunk | None:
         return None
     times = chunk.data["time"]
     data = chunk.data[(times >= lo) & (times < hi)]
-    return _unchecked(data, chunk)
-
-
-def _unchecked(data: np.ndarray, like: Chunk) -> Chunk:
-    # Rows of a valid chunk stay valid inside the same interval; skip the re-check.
-    out = Chunk.__new__(Chunk)
-    out.data, out.start, out.end, out.run_id, out.data_type = data, like.start, like.end, like.run_id, like.data_type
-    return out
+    return Chunk(data, chunk.start, chunk.end, chunk.run_id, chunk.data_type)
 
 
 def _merged(streams: dict[str, Iterator[Chunk]], names: list[str], label: str) -> Iterator[Chunk]:
@@ -352,16 +351,6 @@ def _merged(streams: dict[str, Iterator[Chunk]], names: list[str], label: str) -
         return
     for group in zip(*(streams[n] for n in names)):
         yield Chunk.merge(list(group), data_type=label)
-
-
-def _empty_merged(dtypes: list[np.dtype]) -> np.ndarray:
-    fields, seen = [], set()
-    for dtype in dtypes:
-        for name in dtype.names:
-            if name not in seen:
-                seen.add(name)
-                fields.append((name, dtype[name]))
-    return np.zeros(0, fields)
 
 
 class _Progress:
@@ -380,7 +369,7 @@ class _Progress:
             sys.stderr.write(f"\r{self.label}: {self.chunks} chunks, {self.rows} rows, up to {chunk.end / 1e9:.3f} s")
             sys.stderr.flush()
 
-    def close(self, stats: RunStats) -> None:
+    def close(self) -> None:
         if self.enabled:
             sys.stderr.write("\n")
 

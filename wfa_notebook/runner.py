@@ -196,8 +196,7 @@ def _compute(
 ) -> Iterator[Chunk]:
     stats.computed.append(key.data_type)
     plugin.setup()
-    save = getattr(plugin, "save", True)
-    writer = storage.writer(key, plugin.resolved_dtype(), lineage) if save else None
+    writer = storage.writer(key, plugin.resolved_dtype(), lineage) if plugin.save else None
     previous_end = None
     try:
         for chunk in plugin.iter_compute(inputs, mapper):

@@ -168,6 +168,21 @@ def _read_verified(path: Path, entry: dict[str, Any], dtype: np.dtype) -> np.nda
     return data
 
 
+class _ChecksummingWriter:
+    """A file wrapper that keeps the CRC32 and size of what goes through it, so a chunk is
+    checksummed while it is written instead of being serialised into memory first."""
+
+    def __init__(self, file: Any):
+        self.file = file
+        self.crc32 = 0
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.crc32 = zlib.crc32(data, self.crc32)
+        self.size += len(data)
+        return self.file.write(data)
+
+
 class CacheWriter:
     """Writes the chunks of one key into a temporary folder; :meth:`commit` renames it into place.
 
@@ -189,15 +204,13 @@ class CacheWriter:
         if chunk.data.dtype != self.dtype:
             msg = f"Cache {self.key}: chunk dtype {chunk.data.dtype} differs from {self.dtype}."
             raise WfaStorageError(msg)
-        buffer = io.BytesIO()
-        np.save(buffer, chunk.data, allow_pickle=False)
-        raw = buffer.getvalue()
         name = f"chunk_{len(self.entries):06d}.npy"
         with open(self.tmp / name, "wb") as f:
-            f.write(raw)
+            out = _ChecksummingWriter(f)
+            np.save(out, chunk.data, allow_pickle=False)
         self.entries.append({
             "file": name, "start": chunk.start, "end": chunk.end, "n_rows": len(chunk.data),
-            "file_bytes": len(raw), "crc32": zlib.crc32(raw),
+            "file_bytes": out.size, "crc32": out.crc32,
         })
 
     def commit(self) -> bool:

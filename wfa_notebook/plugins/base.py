@@ -186,6 +186,10 @@ class Plugin:
 
     # --- chunk streaming -----------------------------------------------------------------------
 
+    def plugin_mapper(self, mapper: Mapper) -> Mapper:
+        """The mapper this plugin's chunks run through; a plugin with its own balancer wraps it."""
+        return mapper
+
     def iter_compute(self, inputs: dict[str, Iterator[Chunk]], mapper: Mapper) -> Iterator[Chunk]:
         """Yield output chunks, one per aligned set of input chunks, in time order."""
         yield from mapper(self.compute_aligned, align_chunks(inputs, type(self).__name__))

@@ -100,7 +100,7 @@ class StreamingPlugin(Plugin):
         def task(chunk: Chunk) -> Any:
             return self.compute_chunk(chunk, context, run_id, **kwargs)
 
-        return self._plugin_mapper(parallel_mapper(max_workers))(task, chunks)
+        return self.plugin_mapper(parallel_mapper(max_workers))(task, chunks)
 
     def iter_compute(self, inputs: dict[str, Iterator[Chunk]], mapper: Mapper) -> Iterator[Chunk]:
         main = self.depends_on[0]
@@ -123,9 +123,9 @@ class StreamingPlugin(Plugin):
 
         aligned = align_chunks(inputs, type(self).__name__)
         windows = _windows(aligned, main, halo) if halo else (([], group, []) for group in aligned)
-        yield from self._plugin_mapper(mapper)(task, windows)
+        yield from self.plugin_mapper(mapper)(task, windows)
 
-    def _plugin_mapper(self, mapper: Mapper) -> Mapper:
+    def plugin_mapper(self, mapper: Mapper) -> Mapper:
         """The mapper this plugin's chunks run through: its own balancer's when it has one."""
         if self._load_balancer is None:
             return mapper
