@@ -109,6 +109,9 @@ def rechunk_in_gaps(
             msg = f"{source}: watermark went back in time ({watermark} < {last_watermark} ns)."
             raise WfaChunkError(msg)
         last_watermark = watermark
+        step = None if chunk_duration_ns is None else max(int(np.ceil(chunk_duration_ns)), 1)
+        if step is not None and buffered and max(chunk_start, int(buffered[0]["time"][0])) + step > watermark:
+            continue  # no cut possible yet: keep the blocks as they are instead of merging them again
         buf = np.concatenate(buffered) if len(buffered) > 1 else (buffered[0] if buffered else records[:0])
         buffered = [buf] if len(buf) else []
         if chunk_duration_ns is None:
@@ -123,7 +126,6 @@ def rechunk_in_gaps(
             previous_watermark = watermark
             buffered = [buf] if len(buf) else []
             continue
-        step = max(int(np.ceil(chunk_duration_ns)), 1)
         # a chunk holds about ``step`` ns of data after its first record, so long quiet
         # stretches join the next chunk instead of becoming a stream of empty chunks
         while len(buf):
@@ -139,7 +141,7 @@ def rechunk_in_gaps(
         buffered = [buf] if len(buf) else []
     if dtype is None:
         return
-    buf = buffered[0] if buffered else None
+    buf = (np.concatenate(buffered) if len(buffered) > 1 else buffered[0]) if buffered else None
     final_end = last_watermark if end_ns is None else int(end_ns)
     if buf is not None and len(buf):
         final_end = max(final_end, int(dtypes.endtime(buf).max()))
