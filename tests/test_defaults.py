@@ -55,7 +55,9 @@ def test_wavedump_and_compass_files_give_the_synthetic_hits(tmp_path):
 @pytest.mark.skipif(not (shared_data() / "test_run_1").is_dir(), reason="real DT5742 files absent")
 def test_real_dt5742_run_goes_through_the_whole_chain(tmp_path):
     ctx = default_context(tmp_path, source=shared_data() / "test_run_1" / "binary", max_workers=1)
-    assert ctx.config["polarity"] == "positive"  # PULSE_POLARITY of the WaveDump config
+    assert "polarity" not in ctx.config
+    # the records plugin asks the source: PULSE_POLARITY of the WaveDump config
+    assert ctx.configured_plugin("run1", "records").resolved_polarity() == "positive"
     with pytest.warns(TruncatedFileWarning, match=r"wave_\d+\.dat.*4120"):
         raw = ctx.get_array("run1", "raw_records")
     assert len(raw) == 16 and sorted(raw["channel"]) == list(range(16))
@@ -63,3 +65,18 @@ def test_real_dt5742_run_goes_through_the_whole_chain(tmp_path):
     with pytest.warns(TruncatedFileWarning):
         events = ctx.get_array("run1", "event_basics")
     assert events.dtype.names[0] == "time"
+
+
+@pytest.mark.parametrize("polarity", ["negative", "positive"])
+def test_records_follow_the_wavedump_config_polarity_in_any_context(tmp_path, polarity):
+    """Not only default_context: a plain Context with the WaveDump source gets it right too."""
+    from wfa_notebook import Context
+    from wfa_notebook.plugins.sources import WaveDumpSource
+    from wfa_notebook.plugins.waveform import Hits, Records
+
+    run = synthetic_run(seed=4, n_channels=2, duration_ns=5_000_000, polarity=polarity)
+    write_wavedump(run, tmp_path / "data")  # writes config.txt with PULSE_POLARITY
+    ctx = Context(tmp_path / "cache", register=[WaveDumpSource, Records, Hits], max_workers=1,
+                  config={"wavedump_path": str(tmp_path / "data")})
+    hits = ctx.get_array("run", "hits")
+    assert pulses_found(run.truth(), hits).mean() >= 0.99

@@ -10,7 +10,6 @@ from typing import Any
 
 from .context import Context
 from .errors import WfaConfigError
-from .io import WaveDumpReader
 from .plugins.events import EventBasics, Events
 from .plugins.peaks import PeakBasics, Peaks
 from .plugins.sources import CompassSource, SyntheticSource, WaveDumpSource
@@ -66,8 +65,9 @@ def default_context(
     config : option values applied on top of the defaults (see ``context.show_config()``).
     max_workers : chunks computed at once per plugin (None: the execution layer decides).
 
-    For WaveDump input the pulse polarity is read from the WaveDump config file when one is found
-    (PULSE_POLARITY), so records come out with positive pulses either way.
+    The records plugin takes the pulse polarity from the source (PULSE_POLARITY of a WaveDump
+    config file, the synthetic run's ``polarity``) unless ``polarity`` is set, so records come
+    out with positive pulses either way.
     """
     kind = detect_source(source)
     base: dict[str, Any] = {}
@@ -80,10 +80,6 @@ def default_context(
         plugin = CompassSource
         base["compass_path"] = str(Path(source).expanduser().resolve())
     context = Context(storage_dir, register=[plugin, *BUILTIN_PLUGINS], max_workers=max_workers)
-    if kind == "wavedump" and "{run_id}" not in base["wavedump_path"]:
-        polarity = WaveDumpReader(base["wavedump_path"]).info().get("polarity")
-        if polarity:
-            base["polarity"] = polarity
     context.set_config(base)
     if config:
         context.set_config(config)

@@ -265,6 +265,10 @@ class SourcePlugin(Plugin):
     def iter_chunks(self) -> Iterator[Chunk]:
         raise NotImplementedError
 
+    def pulse_polarity(self) -> str | None:
+        """'negative' or 'positive' when the input says which way its pulses go, else None."""
+        return None
+
     def input_fingerprint(self) -> str | None:
         """A string that changes when the input changes (file sizes and times); part of lineage."""
         return None

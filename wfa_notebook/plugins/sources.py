@@ -6,17 +6,22 @@ cut, never its content.
 """
 from __future__ import annotations
 
+import functools
+import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from wfa_notebook import dtypes
 from wfa_notebook.chunk import Chunk
 from wfa_notebook.datasets.synthetic import SyntheticRun, synthetic_run
 from wfa_notebook.io.chunking import DEFAULT_CHUNK_MIN_GAP_NS
+from wfa_notebook.io.common import files_fingerprint
 from wfa_notebook.io.compass import CompassReader
 from wfa_notebook.io.wavedump import WaveDumpReader
+from wfa_notebook.io.wavedump_config import parse_wavedump_config
 from wfa_notebook.plugins.base import SourcePlugin
 from wfa_notebook.plugins.options import REQUIRED, Option
 
@@ -28,7 +33,32 @@ _CHUNK_HELP = ("Wanted chunk length, ns; a chunk ends at the first gap after it 
                "reader's natural blocks). Does not change results.")
 
 
-class SyntheticSource(SourcePlugin):
+class _ReaderSource(SourcePlugin):
+    """A source backed by a reader (or synthetic run) with ``dtype`` and ``iter_chunks()``.
+
+    The reader is built once per configured plugin (a plugin lives for one request), not once
+    for the dtype, once for the fingerprint and once for the chunks.
+    """
+
+    chunk_duration_ns = Option(default=None, type=(int, float, type(None)), track=False, help=_CHUNK_HELP)
+    chunk_min_gap_ns = Option(default=DEFAULT_CHUNK_MIN_GAP_NS, type=int, track=False, help=_GAP_HELP)
+
+    def reader(self):
+        raise NotImplementedError
+
+    @functools.cached_property
+    def _reader(self):
+        return self.reader()
+
+    def infer_dtype(self) -> np.dtype:
+        return self._reader.dtype
+
+    def iter_chunks(self) -> Iterator[Chunk]:
+        for start, end, records in self._reader.iter_chunks(self.chunk_duration_ns, self.chunk_min_gap_ns):
+            yield self.make_chunk(records, start, end)
+
+
+class SyntheticSource(_ReaderSource):
     """Raw records of a deterministic synthetic run (:func:`wfa_notebook.datasets.synthetic_run`).
 
     Every option name starts with ``synthetic_`` so that it never collides with the options of
@@ -39,6 +69,8 @@ class SyntheticSource(SourcePlugin):
     provides = "raw_records"
     depends_on = ()
     __version__ = "0.1.0"
+    # the reading code decides the records as much as the options do: hashed into the lineage
+    code_dependencies = (sys.modules[SyntheticRun.__module__], dtypes)
 
     synthetic_seed = Option(default=None, type=(int, type(None)),
                             help="Random seed; None: derived from the run id (CRC32)")
@@ -70,9 +102,6 @@ class SyntheticSource(SourcePlugin):
                                              help="Fraction of records that hold only noise (0 <= f < 1)")
     synthetic_sample_dtype = Option(default="int16", type=str, choices=("int16", "uint16", "float32"),
                                     help="Sample type of the raw records")
-    chunk_duration_ns = Option(default=None, type=(int, float, type(None)), track=False, help=_CHUNK_HELP)
-    chunk_min_gap_ns = Option(default=DEFAULT_CHUNK_MIN_GAP_NS, type=int, track=False, help=_GAP_HELP)
-
     def make_run(self) -> SyntheticRun:
         """The synthetic run these options describe (raises WfaConfigError if they are invalid)."""
         seed = self.synthetic_seed
@@ -99,15 +128,14 @@ class SyntheticSource(SourcePlugin):
             sample_dtype=np.dtype(self.synthetic_sample_dtype),
         )
 
-    def infer_dtype(self) -> np.dtype:
-        return self.make_run().dtype
+    def reader(self) -> SyntheticRun:
+        return self.make_run()
 
-    def iter_chunks(self) -> Iterator[Chunk]:
-        for start, end, records in self.make_run().iter_chunks(self.chunk_duration_ns, self.chunk_min_gap_ns):
-            yield self.make_chunk(records, start, end)
+    def pulse_polarity(self) -> str:
+        return self.polarity
 
 
-class WaveDumpSource(SourcePlugin):
+class WaveDumpSource(_ReaderSource):
     """Raw records from CAEN WaveDump files (:class:`wfa_notebook.io.WaveDumpReader`).
 
     ``wavedump_path`` may contain ``{run_id}``, e.g. ``"/data/{run_id}/binary"``.
@@ -116,6 +144,9 @@ class WaveDumpSource(SourcePlugin):
     provides = "raw_records"
     depends_on = ()
     __version__ = "0.1.0"
+    # the reading code decides the records as much as the options do: hashed into the lineage
+    code_dependencies = (sys.modules[WaveDumpReader.__module__], sys.modules[parse_wavedump_config.__module__],
+                         sys.modules[files_fingerprint.__module__], dtypes)
 
     wavedump_path = Option(default=REQUIRED, type=(str, Path),
                            help="WaveDump folder (wave_N files) or file; '{run_id}' is replaced by the run id")
@@ -129,9 +160,6 @@ class WaveDumpSource(SourcePlugin):
                             help="Sample period, ns (None: DRS4_FREQUENCY of the config, else board default)")
     wavedump_ttt_tick_ns = Option(default=None, type=(float, type(None)),
                                   help="Trigger-time-tag tick, ns (None: 8.533 ns on x742, 8 ns otherwise)")
-    chunk_duration_ns = Option(default=None, type=(int, float, type(None)), track=False, help=_CHUNK_HELP)
-    chunk_min_gap_ns = Option(default=DEFAULT_CHUNK_MIN_GAP_NS, type=int, track=False, help=_GAP_HELP)
-
     def reader(self) -> WaveDumpReader:
         """The configured reader (its ``info()`` tells polarity, sample period, board id)."""
         path = str(self.wavedump_path).replace("{run_id}", self.run_id)
@@ -144,18 +172,14 @@ class WaveDumpSource(SourcePlugin):
             ttt_tick_ns=self.wavedump_ttt_tick_ns,
         )
 
-    def infer_dtype(self) -> np.dtype:
-        return self.reader().dtype
-
     def input_fingerprint(self) -> str:
-        return self.reader().fingerprint()
+        return self._reader.fingerprint()
 
-    def iter_chunks(self) -> Iterator[Chunk]:
-        for start, end, records in self.reader().iter_chunks(self.chunk_duration_ns, self.chunk_min_gap_ns):
-            yield self.make_chunk(records, start, end)
+    def pulse_polarity(self) -> str | None:
+        return self._reader.info().get("polarity")
 
 
-class CompassSource(SourcePlugin):
+class CompassSource(_ReaderSource):
     """Raw records from CAEN CoMPASS CSV files (:class:`wfa_notebook.io.CompassReader`).
 
     ``compass_path`` may contain ``{run_id}``.
@@ -164,6 +188,8 @@ class CompassSource(SourcePlugin):
     provides = "raw_records"
     depends_on = ()
     __version__ = "0.1.0"
+    # the reading code decides the records as much as the options do: hashed into the lineage
+    code_dependencies = (sys.modules[CompassReader.__module__], sys.modules[files_fingerprint.__module__], dtypes)
 
     compass_path = Option(default=REQUIRED, type=(str, Path),
                           help="CoMPASS CSV file or folder; '{run_id}' is replaced by the run id")
@@ -171,20 +197,10 @@ class CompassSource(SourcePlugin):
                            help="Sample period, ns (None: from the board model in the file name)")
     compass_sample_dtype = Option(default="int16", type=str, choices=("int16", "uint16", "float32"),
                                   help="Sample type of the raw records")
-    chunk_duration_ns = Option(default=None, type=(int, float, type(None)), track=False, help=_CHUNK_HELP)
-    chunk_min_gap_ns = Option(default=DEFAULT_CHUNK_MIN_GAP_NS, type=int, track=False, help=_GAP_HELP)
-
     def reader(self) -> CompassReader:
         """The configured reader."""
         path = str(self.compass_path).replace("{run_id}", self.run_id)
         return CompassReader(path, self.compass_dt_ns, output_dtype=self.compass_sample_dtype)
 
-    def infer_dtype(self) -> np.dtype:
-        return self.reader().dtype
-
     def input_fingerprint(self) -> str:
-        return self.reader().fingerprint()
-
-    def iter_chunks(self) -> Iterator[Chunk]:
-        for start, end, records in self.reader().iter_chunks(self.chunk_duration_ns, self.chunk_min_gap_ns):
-            yield self.make_chunk(records, start, end)
+        return self._reader.fingerprint()

@@ -12,7 +12,7 @@ from ..processing.hits import (
     DEFAULT_RIGHT_EXTENSION_SAMPLES,
     find_hits,
 )
-from .base import Plugin
+from .base import Plugin, SourcePlugin
 from .options import Option
 
 __all__ = ["Records", "Hits"]
@@ -32,16 +32,28 @@ class Records(Plugin):
         help="Samples at the start of each record whose mean is the baseline (all of a shorter record)",
     )
     polarity = Option(
-        default="negative", type=str, choices=POLARITIES,
-        help="Direction of the pulses in the raw samples; records always have them positive",
+        default=None, type=(str, type(None)), choices=(*POLARITIES, None),
+        help="Direction of the pulses in the raw samples (None: as the source says, e.g. the WaveDump "
+             "config's PULSE_POLARITY; negative if it does not say); records always have them positive",
     )
+
+    def resolved_polarity(self) -> str:
+        """The polarity option, or else the one the raw_records source reports, or else negative."""
+        if self.polarity is not None:
+            return self.polarity
+        source = self.dependency_plugins.get("raw_records")
+        reported = source.pulse_polarity() if isinstance(source, SourcePlugin) else None
+        return reported or "negative"
+
+    def setup(self) -> None:
+        self._polarity = self.resolved_polarity()
 
     def infer_dtype(self) -> np.dtype:
         raw = self.dependency_dtype("raw_records")
         return dtypes.record_dtype(raw["data"].shape[0])
 
     def compute(self, raw_records: np.ndarray) -> np.ndarray:
-        return baseline(raw_records, baseline_samples=self.baseline_samples, polarity=self.polarity)
+        return baseline(raw_records, baseline_samples=self.baseline_samples, polarity=self._polarity)
 
 
 class Hits(Plugin):

@@ -84,7 +84,7 @@ class ThresholdExplorerModel:
         self.raw_records, self.start_ns, self.end_ns = _load_chunk(context, run_id, chunk_index, int(max_records))
         self.channels: list[int] = sorted(int(c) for c in np.unique(self.raw_records["channel"]))
         self.n_samples = int(self.raw_records.dtype["data"].shape[0])
-        current = _current_options(context)
+        current = _current_options(context, run_id)
         self.polarity: str = current["polarity"]
         self.min_consecutive_samples: int = int(current["min_consecutive_samples"])
         self.baseline_samples: int = int(current["baseline_samples"])
@@ -159,7 +159,9 @@ class ThresholdExplorerModel:
             new["record_index"] = int(index)
         for name, value in new.items():
             setattr(self, name, value)
-        self.recompute()
+        if new.keys() - {"channel", "record_index"}:
+            # hits cover every channel of the chunk: picking another record needs no new hits
+            self.recompute()
         return self
 
     def recompute(self) -> None:
@@ -370,8 +372,8 @@ def _load_chunk(context: Any, run_id: str, chunk_index: int, max_records: int) -
     return np.ascontiguousarray(data), start, end
 
 
-def _current_options(context: Any) -> dict[str, Any]:
-    """Current values of the records and hits options in ``context``."""
+def _current_options(context: Any, run_id: str) -> dict[str, Any]:
+    """Option values of the records and hits plugins, resolved as they would run for ``run_id``."""
     values: dict[str, Any] = {}
     for target in ("records", "hits"):
         if target not in context.plugins:
@@ -380,9 +382,10 @@ def _current_options(context: Any) -> dict[str, Any]:
                 "wfa_notebook.default_context(...) or register Records and Hits."
             )
             raise WfaConfigError(msg)
-        for row in context.show_config(target):
-            if row["data_type"] == target:
-                values[row["option"]] = row["current"]
+        plugin = context.configured_plugin(run_id, target)
+        values.update({name: getattr(plugin, name) for name in type(plugin).options()})
+        if target == "records":
+            values["polarity"] = plugin.resolved_polarity()
     return values
 
 
