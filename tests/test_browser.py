@@ -202,9 +202,11 @@ def test_dashboard_and_explorer_work_in_jupyterlab(browser_ready, tmp_path):
 
             # The dashboard: a worker count of at least 1 once the parallel cell ran.
             workers = page.locator(".wfa-dashboard-workers input")
+            # Live updates can show workers before the call ends: wait for the tasks too.
             page.wait_for_function(
-                "() => { const i = document.querySelector('.wfa-dashboard-workers input');"
-                " return i && Number(i.value) >= 1; }",
+                "() => { const w = document.querySelector('.wfa-dashboard-workers input');"
+                " const t = document.querySelector('.wfa-dashboard-tasks-done input');"
+                " return w && t && Number(w.value) >= 1 && Number(t.value) >= 16; }",
                 timeout=CELLS_S * 1000,
             )
             assert 1 <= int(workers.input_value()) <= 2

@@ -10,7 +10,6 @@ pytest.importorskip("ipywidgets")
 from wfa_notebook.context import Context  # noqa: E402
 from wfa_notebook.errors import WfaTaskError  # noqa: E402
 from wfa_notebook.execution import (  # noqa: E402
-    disable_global_load_balancing,
     enable_global_load_balancing,
     get_executor_manager,
     parallel_map,
@@ -27,11 +26,7 @@ GiB = 1024**3
 WORKERS, MACHINE, TASKS, PLOTS, DECISION, RUN = 1, 2, 3, 4, 5, 6
 
 
-@pytest.fixture(autouse=True)
-def plain_execution():
-    disable_global_load_balancing()
-    yield
-    disable_global_load_balancing()
+pytestmark = pytest.mark.usefixtures("plain_execution")
 
 
 class FakeClock:

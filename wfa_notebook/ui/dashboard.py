@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import WfaDependencyError
+from ..plot import _axes
 from .metrics import (
     MIN_REFRESH_INTERVAL_S,
     LoadBalancerMetrics,
@@ -74,15 +75,6 @@ _MARGINS = {"left": 0.15, "right": 0.97, "bottom": 0.24, "top": 0.89}
 # ----------------------------------------------------------------------------------------------
 # Plots (matplotlib, no pyplot; usable outside the dashboard)
 # ----------------------------------------------------------------------------------------------
-def _axes(ax: Any = None) -> Any:
-    if ax is not None:
-        return ax
-    from matplotlib.figure import Figure
-
-    # A bare Figure (no pyplot) works with any backend and in threads.
-    return Figure(figsize=_FIGSIZE_IN, layout="constrained").add_subplot()
-
-
 def _time_unit(seconds: float) -> tuple[str, float]:
     if seconds < 1e-3:
         return "us", 1e6
@@ -104,7 +96,7 @@ def plot_task_durations(histogram: DurationHistogram, ax: Any = None) -> Any:
     -------
     matplotlib Axes
     """
-    ax = _axes(ax)
+    ax = _axes(ax, _FIGSIZE_IN)
     if histogram.n_tasks == 0:
         ax.text(0.5, 0.5, "no tasks yet", ha="center", va="center", transform=ax.transAxes,
                 color="0.4")
@@ -143,7 +135,7 @@ def plot_worker_timeline(timeline: WorkerTimeline, ax: Any = None) -> Any:
     """
     from matplotlib.ticker import MaxNLocator
 
-    ax = _axes(ax)
+    ax = _axes(ax, _FIGSIZE_IN)
     if len(timeline.times_s) == 0:
         ax.text(0.5, 0.5, "no parallel call yet", ha="center", va="center",
                 transform=ax.transAxes, color="0.4")
@@ -250,6 +242,7 @@ class Dashboard(widgets.VBox):
         self._draw_seconds = 0.0
         self._drawn_version: tuple | None = None
         self._hooked: Any = None
+        self._force_draw = False  # set by refresh() for the update it triggers
         self._histogram_figure = _new_figure()
         self._timeline_figure = _new_figure()
         self._build()
@@ -342,9 +335,12 @@ class Dashboard(widgets.VBox):
 
     def refresh(self) -> MetricsSnapshot:
         """Refresh the model and the panel now, plots included if their data changed."""
-        snapshot = self.model.refresh()
-        self._refresh(force_draw=True)
-        return snapshot
+        # The model calls _on_model_refresh itself; the flag makes that one update redraw too.
+        self._force_draw = True
+        try:
+            return self.model.refresh()
+        finally:
+            self._force_draw = False
 
     @contextlib.contextmanager
     def attached(self) -> Iterator[RunSummary]:
@@ -378,7 +374,7 @@ class Dashboard(widgets.VBox):
         self.refresh()
 
     def _on_model_refresh(self, _snapshot: MetricsSnapshot) -> None:
-        self._refresh()
+        self._refresh(force_draw=self._force_draw)
 
     # --- one refresh: model state into widgets --------------------------------------------------
 

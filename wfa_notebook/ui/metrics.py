@@ -423,10 +423,6 @@ class LoadBalancerMetrics:
         with self._lock:
             return self._snapshot
 
-    def balancer(self) -> DynamicLoadBalancer | None:
-        """The balancer watched now (None while global load balancing is off)."""
-        return self._resolve()
-
     def duration_histogram(self, bins: int = 20) -> DurationHistogram:
         """Histogram of the task durations read at the latest refresh."""
         with self._lock:
