@@ -33,7 +33,7 @@ from joblib._parallel_backends import (
 )
 
 from ..errors import WfaConfigError
-from ..load_balancer import Decision, DynamicLoadBalancer
+from ..load_balancer import EXECUTOR_TYPES, Decision, DynamicLoadBalancer
 from ..load_balancer.probe import usable_cpu_count
 from . import _tasks
 from .dask import DaskClusterProbe, dask_client
@@ -43,7 +43,7 @@ __all__ = ["WfaBalancedBackend", "BACKEND_NAME", "EXECUTOR_CHOICES", "plain_deci
 BACKEND_NAME = "wfa-balanced"
 
 #: Accepted values of ``executor_type``.
-EXECUTOR_CHOICES = ("thread", "process", "dask")
+EXECUTOR_CHOICES = EXECUTOR_TYPES  # one list of executor kinds, the balancer's
 
 
 class _ThreadAutoBatching(AutoBatchingMixin):

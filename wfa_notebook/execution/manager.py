@@ -68,7 +68,6 @@ class ExecutorManager:
     def _setup(self) -> None:
         self._lock = threading.RLock()
         self._load_balancer: DynamicLoadBalancer | None = None
-        self._load_balancing_enabled = False
         self._pools: dict[str, _Pool] = {}
         atexit.register(self.shutdown_all)
 
@@ -104,19 +103,20 @@ class ExecutorManager:
         )
         with self._lock:
             self._load_balancer = balancer
-            self._load_balancing_enabled = True
         return balancer
 
     def disable_load_balancing(self) -> None:
         """Back to plain parallel execution; the balancer and its statistics are dropped."""
         with self._lock:
             self._load_balancer = None
-            self._load_balancing_enabled = False
 
     @property
     def load_balancing_enabled(self) -> bool:
         """True while the global balancer is in use."""
-        return self._load_balancing_enabled
+        return self._load_balancer is not None
+
+    # the earlier package's attribute name, derived rather than kept in step by hand
+    _load_balancing_enabled = load_balancing_enabled
 
     @property
     def load_balancer(self) -> DynamicLoadBalancer | None:
@@ -126,7 +126,7 @@ class ExecutorManager:
     def active_balancer(self) -> DynamicLoadBalancer | None:
         """The global balancer if load balancing is enabled, else None."""
         with self._lock:
-            return self._load_balancer if self._load_balancing_enabled else None
+            return self._load_balancer
 
     def get_load_balancer_stats(self) -> dict[str, Any] | None:
         """Statistics of the global balancer (None while disabled)."""

@@ -296,7 +296,6 @@ class _Pool:
     def __init__(self, kind: str, client: Any, workers: int) -> None:
         self.kind = kind
         self.client = client
-        self.workers = workers
         self.resizable = kind in ("thread", "dask")
         self.broken = False
         self._process_pool: Any = None
@@ -319,7 +318,6 @@ class _Pool:
 
     def resize(self, workers: int) -> None:
         """New items go to a pool of the new size; running items finish where they are."""
-        self.workers = workers
         if self.kind == "thread":
             self._executor.shutdown(wait=False)
             self._executor = ThreadPoolExecutor(workers, thread_name_prefix="wfa-imap")
