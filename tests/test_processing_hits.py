@@ -301,7 +301,7 @@ def test_raising_the_threshold_only_removes_hit_samples(records, low, step):
 _BOUNDS_SCRIPT = """
 import numpy as np
 from wfa_notebook import dtypes
-from wfa_notebook.processing import baseline, find_hits, pulse_properties
+from wfa_notebook.processing import baseline, event_basics, find_events, find_hits, find_peaks, pulse_properties
 
 rng = np.random.default_rng(0)
 for n_samples in (1, 9):
@@ -319,6 +319,10 @@ for n_samples in (1, 9):
             hits = find_hits(records, threshold_adc=5, left_extension_samples=left,
                              right_extension_samples=right, min_consecutive_samples=min_samples)
             pulse_properties(hits, records)
+            peaks = find_peaks(hits, gap_ns=50, n_channels=3, n_samples=7, records=records)
+            events = find_events(peaks, trigger_min_area_adc_ns=0.0, left_extension_ns=200,
+                                 right_extension_ns=200)
+            event_basics(events, peaks)
 print("in bounds")
 """
 

@@ -133,7 +133,11 @@ def test_compass_source_reads_synthetic_files(tmp_path):
     written = run.records()
     for name in ("time", "channel", "data"):
         assert np.array_equal(records[name], written[name])
-    assert ctx.lineage("run0", "raw_records")["input"]
+    before = ctx.key_for("run0", "raw_records")
+    csv = sorted((tmp_path / "csv").iterdir())[0]
+    csv.write_text(csv.read_text() + csv.read_text().splitlines()[-1] + "\n")  # one more row
+    os.utime(csv, ns=(csv.stat().st_atime_ns, csv.stat().st_mtime_ns + 10**9))
+    assert ctx.key_for("run0", "raw_records") != before, "a changed input file gives a new lineage"
 
 
 # --- gap-only chunking --------------------------------------------------------------------------

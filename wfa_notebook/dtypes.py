@@ -10,18 +10,20 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "TIME_FIELDS",
     "raw_record_dtype",
     "endtime",
     "field_help",
     "check_time_fields",
     "record_dtype",
     "hit_dtype",
-]
-
-#: Fields every row of every data type has, with their unit and meaning.
-TIME_FIELDS = [
-    (("Start time of the row, ns since run start", "time"), np.int64),
+    "pulse_dtype",
+    "RECORD_EDGE_START",
+    "RECORD_EDGE_END",
+    "peak_dtype",
+    "peak_basics_dtype",
+    "event_dtype",
+    "event_basics_dtype",
+    "synthetic_truth_dtype",
 ]
 
 _RAW_RECORD_FIELDS = [
@@ -80,7 +82,6 @@ def check_time_fields(dtype: np.dtype, owner: str) -> None:
 
 
 # --- processed records and hits ------------------------------------------------------------------
-__all__ += ["pulse_dtype", "RECORD_EDGE_START", "RECORD_EDGE_END"]
 
 
 def record_dtype(n_samples: int = 110) -> np.dtype:
@@ -143,7 +144,6 @@ pulse_dtype = np.dtype(
 # Peaks cluster hits of all channels; events are time windows around large peaks.  ``endtime`` is
 # stored explicitly because the summed waveform is downsampled and its ``dt`` is not the peak's.
 
-__all__ += ["peak_dtype", "peak_basics_dtype", "event_dtype", "event_basics_dtype"]
 
 _PEAK_SUMMARY_FIELDS = [
     (("Start time of the earliest hit of the peak, ns since run start", "time"), np.int64),
@@ -225,7 +225,6 @@ event_basics_dtype = np.dtype(
 
 
 # --- synthetic truth -----------------------------------------------------------------------------
-__all__ += ["synthetic_truth_dtype"]
 
 #: One row per pulse recorded by ``wfa_notebook.datasets.synthetic_run`` (its truth table).
 synthetic_truth_dtype = np.dtype(

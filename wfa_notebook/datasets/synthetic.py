@@ -101,12 +101,6 @@ class SyntheticConfig:
         """Number of internal generation slabs."""
         return max(1, -(-self.duration_ns // self.slab_duration_ns))
 
-    def to_dict(self) -> dict:
-        """Plain dict of the parameters (JSON-friendly)."""
-        out = dataclasses.asdict(self)
-        out["amplitude_spectrum"] = list(self.amplitude_spectrum)
-        return out
-
 
 def synthetic_run(
     seed: int = 0,
