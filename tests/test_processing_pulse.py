@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from wfa_notebook import dtypes
-from wfa_notebook.errors import WfaConfigError
+from wfa_notebook.errors import WfaChunkError, WfaConfigError
 from wfa_notebook.processing import baseline, find_hits, pulse_properties
 
 # shared with the float32 case of test_accuracy: each record size is a separate compilation
@@ -109,7 +109,7 @@ def test_hit_without_its_record_is_an_error():
     hits = find_hits(records, threshold_adc=5)
     other = records.copy()
     other["channel"] = 9
-    with pytest.raises(WfaConfigError, match="no record"):
+    with pytest.raises(WfaChunkError, match="no record"):
         pulse_properties(hits, other)
     with pytest.raises(WfaConfigError, match="lack the fields"):
         pulse_properties(hits, np.zeros(1, [("time", np.int64)]))

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 
 from .. import dtypes
+from ..processing import _records
 from ..processing.peaks import (
     DEFAULT_N_CHANNELS,
     DEFAULT_PEAK_GAP_NS,
@@ -26,7 +27,7 @@ class Peaks(Plugin):
     depends_on = ("hits", "records")
     __version__ = "0.1.0"
     # kernels and dtypes are part of what decides the output: hashed into the lineage
-    code_dependencies = (sys.modules[find_peaks.__module__], dtypes)
+    code_dependencies = (sys.modules[find_peaks.__module__], _records, dtypes)
 
     peak_gap_ns = Option(
         default=DEFAULT_PEAK_GAP_NS, type=int,

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import WfaChunkError, WfaConfigError
+from ._records import record_index
 
 __all__ = [
     "DEFAULT_PEAK_GAP_NS",
@@ -58,22 +59,6 @@ def _cluster_hits(time, end, gap_ns):  # pragma: no cover - compiled
             latest_end = end[i]
     bounds[n_peaks] = n
     return bounds[: n_peaks + 1]
-
-
-@numba.njit(nogil=True, cache=True)
-def _match_records(hit_record_time, hit_channel, record_time, record_channel):  # pragma: no cover - compiled
-    """Index of the record each hit was found in (same start time and channel), -1 if none."""
-    n = len(hit_record_time)
-    index = np.full(n, -1, np.int64)
-    for i in range(n):
-        j = np.searchsorted(record_time, hit_record_time[i])
-        # records of all channels of one trigger share a start time: scan them for the channel
-        while j < len(record_time) and record_time[j] == hit_record_time[i]:
-            if record_channel[j] == hit_channel[i]:
-                index[i] = j
-                break
-            j += 1
-    return index
 
 
 @numba.njit(nogil=True, cache=True)
@@ -346,18 +331,7 @@ def find_peaks(
             )
             raise WfaConfigError(msg)
         _check_sorted(records["time"], "records", "find_peaks")
-        hit_record = _match_records(
-            hits["record_time"].astype(np.int64), channel,
-            records["time"].astype(np.int64), records["channel"].astype(np.int64),
-        )
-        if np.any(hit_record < 0):
-            i = int(np.flatnonzero(hit_record < 0)[0])
-            msg = (
-                f"find_peaks: hit {i} (channel {channel[i]}, record time "
-                f"{hits['record_time'][i]} ns) has no record among the {len(records)} records "
-                "given. Pass the records of the same chunk the hits were found in."
-            )
-            raise WfaChunkError(msg)
+        hit_record = record_index(hits, records, "find_peaks")
         left_sample = hits["left_sample"].astype(np.int64)
         record_time = records["time"].astype(np.float64)
         record_length = records["length"].astype(np.int64)

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import WfaConfigError
+from ._records import record_index
 from .hits import _sum_and_maximum
 
 __all__ = ["pulse_properties"]
@@ -43,20 +44,6 @@ def _crossing_after(data, i_max, length, level):  # pragma: no cover - compiled
         return np.nan
     above, below = data[j], data[j + 1]
     return j + (above - level) / (above - below)
-
-
-@numba.njit(nogil=True, cache=True)
-def _match_records(hit_record_time, hit_channel, record_time, record_channel):  # pragma: no cover - compiled
-    """Index of the record each hit was found in (same start time and channel), -1 if none."""
-    out = np.full(len(hit_record_time), -1, np.int64)
-    for i in range(len(hit_record_time)):
-        j = np.searchsorted(record_time, hit_record_time[i])
-        while j < len(record_time) and record_time[j] == hit_record_time[i]:
-            if record_channel[j] == hit_channel[i]:
-                out[i] = j
-                break
-            j += 1
-    return out
 
 
 @numba.njit(nogil=True, cache=True)
@@ -121,7 +108,9 @@ def pulse_properties(hits: np.ndarray, records: np.ndarray) -> np.ndarray:
     Raises
     ------
     WfaConfigError
-        When a hit's record is not among ``records`` or a field is missing.
+        When a field is missing.
+    WfaChunkError
+        When a hit's record is not among ``records``.
 
     Examples
     --------
@@ -143,19 +132,6 @@ def pulse_properties(hits: np.ndarray, records: np.ndarray) -> np.ndarray:
         order = np.argsort(record_time, kind="stable")
         records = records[order]
         record_time = records["time"]
-    index = _match_records(
-        np.ascontiguousarray(hits["record_time"]),
-        np.ascontiguousarray(hits["channel"]),
-        np.ascontiguousarray(record_time),
-        np.ascontiguousarray(records["channel"]),
-    )
-    if np.any(index < 0):
-        bad = int(np.flatnonzero(index < 0)[0])
-        msg = (
-            f"pulse_properties: hit {bad} (channel {int(hits['channel'][bad])}, record time "
-            f"{int(hits['record_time'][bad])} ns) has no record among the {len(records)} given; "
-            f"pass the records the hits were found in."
-        )
-        raise WfaConfigError(msg)
+    index = record_index(hits, records, "pulse_properties")
     _pulse_properties(np.ascontiguousarray(hits), np.ascontiguousarray(records), index, out)
     return out
