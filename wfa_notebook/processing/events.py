@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import WfaChunkError, WfaConfigError
-from .peaks import _check_sorted
+from ._checks import check_sorted, require_fields
 
 __all__ = [
     "DEFAULT_TRIGGER_MIN_AREA_ADC_NS",
@@ -111,15 +111,7 @@ def _rank_peaks_in_events(event_time, event_end, peak_time, peak_area):  # pragm
 # --- public wrappers -----------------------------------------------------------------------------
 
 
-def _require_fields(array: np.ndarray, fields: tuple[str, ...], what: str, owner: str) -> None:
-    names = array.dtype.names or ()
-    missing = [f for f in fields if f not in names]
-    if missing:
-        msg = (
-            f"{owner}: {what} lack the fields {missing} (got {list(names)}); pass the output of "
-            "find_peaks or peak_basics."
-        )
-        raise WfaConfigError(msg)
+_FIELDS_HINT = "pass the output of find_peaks or peak_basics"
 
 
 def find_events(
@@ -161,7 +153,7 @@ def find_events(
         If peaks are not sorted or lie outside ``[start, end)``.
     """
     owner = "find_events"
-    _require_fields(peaks, ("time", "endtime", "area_adc_ns", "n_channels"), "peaks", owner)
+    require_fields(peaks, ("time", "endtime", "area_adc_ns", "n_channels"), "peaks", owner, _FIELDS_HINT)
     left_ns, right_ns = int(left_extension_ns), int(right_extension_ns)
     if left_ns < 0 or right_ns < 0:
         msg = (
@@ -175,7 +167,7 @@ def find_events(
         return np.zeros(0, dtypes.event_dtype)
     peak_time = peaks["time"].astype(np.int64)
     peak_end = peaks["endtime"].astype(np.int64)
-    _check_sorted(peak_time, "peaks", owner)
+    check_sorted(peak_time, "peaks", owner)
     if peak_time[0] < lo or peak_end.max() > hi:
         msg = (
             f"{owner}: peaks span [{peak_time[0]}, {peak_end.max()}) ns, outside the interval "
@@ -214,12 +206,12 @@ def event_basics(events: np.ndarray, peaks: np.ndarray) -> np.ndarray:
         smaller peak comes first, like a scintillation pulse before its larger delayed signal.
     """
     owner = "event_basics"
-    _require_fields(events, ("time", "endtime"), "events", owner)
-    _require_fields(
-        peaks, ("time", "area_adc_ns", "time_max", "width_ns", "n_channels"), "peaks", owner
+    require_fields(events, ("time", "endtime"), "events", owner, _FIELDS_HINT)
+    require_fields(
+        peaks, ("time", "area_adc_ns", "time_max", "width_ns", "n_channels"), "peaks", owner, _FIELDS_HINT
     )
-    _check_sorted(events["time"], "events", owner)
-    _check_sorted(peaks["time"], "peaks", owner)
+    check_sorted(events["time"], "events", owner)
+    check_sorted(peaks["time"], "peaks", owner)
     out = np.zeros(len(events), dtypes.event_basics_dtype)
     out["time"] = events["time"]
     out["endtime"] = events["endtime"]

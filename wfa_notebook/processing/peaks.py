@@ -13,7 +13,8 @@ import numba
 import numpy as np
 
 from .. import dtypes
-from ..errors import WfaChunkError, WfaConfigError
+from ..errors import WfaConfigError
+from ._checks import check_sorted, require_fields
 from ._records import record_index
 
 __all__ = [
@@ -220,27 +221,7 @@ def _build_peaks(
 # --- public wrappers -----------------------------------------------------------------------------
 
 
-def _require_fields(array: np.ndarray, fields: tuple[str, ...], what: str) -> None:
-    names = array.dtype.names or ()
-    missing = [f for f in fields if f not in names]
-    if missing:
-        msg = (
-            f"find_peaks: {what} lack the fields {missing}; expected a structured array with "
-            f"{list(fields)} (got fields {list(names)}). Pass the output of find_hits / baseline."
-        )
-        raise WfaConfigError(msg)
-
-
-def _check_sorted(time: np.ndarray, what: str, owner: str) -> None:
-    if len(time) > 1:
-        bad = np.flatnonzero(np.diff(time) < 0)
-        if len(bad):
-            i = int(bad[0])
-            msg = (
-                f"{owner}: {what} must be sorted by time; row {i + 1} starts at {time[i + 1]} ns, "
-                f"before row {i} at {time[i]} ns. Sort with np.sort(array, order='time')."
-            )
-            raise WfaChunkError(msg)
+_FIELDS_HINT = "pass the output of find_hits / baseline"
 
 
 def find_peaks(
@@ -300,10 +281,10 @@ def find_peaks(
         raise WfaConfigError(msg)
     n_channels, n_samples = int(n_channels), int(n_samples)
     out_dtype = dtypes.peak_dtype(n_channels, n_samples)
-    _require_fields(hits, _HIT_FIELDS, "hits")
+    require_fields(hits, _HIT_FIELDS, "hits", "find_peaks", _FIELDS_HINT)
     if len(hits) == 0:
         return np.zeros(0, out_dtype)
-    _check_sorted(hits["time"], "hits", "find_peaks")
+    check_sorted(hits["time"], "hits", "find_peaks")
     channel = hits["channel"].astype(np.int64)
     if channel.min() < 0 or channel.max() >= n_channels:
         msg = (
@@ -321,8 +302,8 @@ def find_peaks(
 
     use_records = records is not None
     if use_records:
-        _require_fields(hits, ("record_time", "left_sample"), "hits")
-        _require_fields(records, _RECORD_FIELDS, "records")
+        require_fields(hits, ("record_time", "left_sample"), "hits", "find_peaks", _FIELDS_HINT)
+        require_fields(records, _RECORD_FIELDS, "records", "find_peaks", _FIELDS_HINT)
         if records.dtype["data"].base != np.float32:
             msg = (
                 f"find_peaks: records['data'] must hold float32 baseline-subtracted samples "
@@ -330,7 +311,7 @@ def find_peaks(
                 "processing.baseline, not raw records."
             )
             raise WfaConfigError(msg)
-        _check_sorted(records["time"], "records", "find_peaks")
+        check_sorted(records["time"], "records", "find_peaks")
         hit_record = record_index(hits, records, "find_peaks")
         left_sample = hits["left_sample"].astype(np.int64)
         record_time = records["time"].astype(np.float64)

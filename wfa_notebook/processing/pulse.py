@@ -12,7 +12,7 @@ import numba
 import numpy as np
 
 from .. import dtypes
-from ..errors import WfaConfigError
+from ._checks import require_fields
 from ._records import record_index
 from .hits import _sum_and_maximum
 
@@ -117,12 +117,9 @@ def pulse_properties(hits: np.ndarray, records: np.ndarray) -> np.ndarray:
     >>> shapes = pulse_properties(find_hits(records, threshold_adc=15), records)
     >>> shapes["width_50_ns"].mean()
     """
-    for name, array, fields in (("hits", hits, _HIT_FIELDS), ("records", records, _RECORD_FIELDS)):
-        names = getattr(getattr(array, "dtype", None), "names", None) or ()
-        missing = [f for f in fields if f not in names]
-        if missing:
-            msg = f"pulse_properties: {name} lack the fields {missing}; got {list(names)}."
-            raise WfaConfigError(msg)
+    hint = "pass the output of find_hits and baseline"
+    require_fields(hits, _HIT_FIELDS, "hits", "pulse_properties", hint)
+    require_fields(records, _RECORD_FIELDS, "records", "pulse_properties", hint)
     out = np.zeros(len(hits), dtypes.pulse_dtype)
     if len(hits) == 0:
         return out
