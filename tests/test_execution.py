@@ -428,3 +428,20 @@ def _join_threads_started_since(threads_before):
     for thread in threading.enumerate():
         if thread not in threads_before:
             thread.join(timeout=30)
+
+
+def test_worker_counts_are_checked_alike_everywhere():
+    """numpy integers count as integers, bools do not, in every entry point."""
+    import numpy as np
+
+    from wfa_notebook.execution import imap_ordered
+    from wfa_notebook.load_balancer import DynamicLoadBalancer
+
+    assert parallel_map(square, range(3), max_workers=np.int64(2)) == [0, 1, 4]
+    assert list(imap_ordered(square, range(3), max_workers=np.int64(2))) == [0, 1, 4]
+    assert DynamicLoadBalancer(max_workers=np.int64(2)).max_workers == 2
+    for call in (lambda: parallel_map(square, [1], max_workers=True),
+                 lambda: list(imap_ordered(square, [1], max_workers=True)),
+                 lambda: DynamicLoadBalancer(max_workers=True)):
+        with pytest.raises(WfaConfigError, match="max_workers=True must be an integer >= 1"):
+            call()

@@ -35,6 +35,7 @@ from joblib._parallel_backends import (
 from ..errors import WfaConfigError
 from ..load_balancer import EXECUTOR_TYPES, Decision, DynamicLoadBalancer
 from ..load_balancer.probe import usable_cpu_count
+from ..load_balancer.validation import check_count
 from . import _tasks
 from .dask import DaskClusterProbe, dask_client
 
@@ -141,9 +142,8 @@ class WfaBalancedBackend(ParallelBackendBase):
                 f"{EXECUTOR_CHOICES} (or None to follow joblib's `prefer`)."
             )
             raise WfaConfigError(msg)
-        if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
-            msg = f"{BACKEND_NAME} backend: max_workers={max_workers!r} must be an integer >= 1."
-            raise WfaConfigError(msg)
+        max_workers = check_count(f"{BACKEND_NAME} backend", "max_workers", max_workers,
+                                  none_means="for the balancer's choice")
         self.executor_type = executor_type
         self._balancer = balancer
         self._use_load_balancer = use_load_balancer

@@ -9,6 +9,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from ..load_balancer.validation import check_count
 from ..errors import WfaConfigError
 from ..load_balancer import DynamicLoadBalancer
 from ..load_balancer.probe import ResourceProbe, usable_cpu_count
@@ -168,12 +169,8 @@ class ExecutorManager:
                 f"{POOL_TYPES}."
             )
             raise WfaConfigError(msg)
-        if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
-            msg = (
-                f"get_executor({name!r}): max_workers={max_workers!r} must be an integer >= 1, "
-                "or None to let the load balancer (or the number of cores) decide."
-            )
-            raise WfaConfigError(msg)
+        max_workers = check_count(f"get_executor({name!r})", "max_workers", max_workers,
+                                  none_means="to let the load balancer (or the number of cores) decide")
         if max_workers is None:
             balancer = self.active_balancer()
             max_workers = (

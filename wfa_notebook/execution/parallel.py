@@ -9,6 +9,7 @@ from typing import Any
 
 from joblib import Parallel
 
+from ..load_balancer.validation import check_count, is_real_number
 from ..errors import WfaConfigError, WfaTaskError, WfaWorkerDiedError
 from . import _tasks
 from .backend import EXECUTOR_CHOICES, WfaBalancedBackend
@@ -88,7 +89,7 @@ def parallel_map(
     workers finish the task they are running (threads cannot be killed). The interpreter stays
     usable and the next call works.
     """
-    _check_common(func, executor_type, max_workers, estimated_task_size, progress)
+    _check_common("parallel_map", func, executor_type, max_workers, estimated_task_size, progress)
     tasks = _MapTasks(func, list(iterable))
     return _run(func, tasks, executor_type, max_workers, use_load_balancer,
                 estimated_task_size, progress, kwargs, "parallel_map")
@@ -126,7 +127,7 @@ def parallel_apply(
     WfaTaskError, WfaWorkerDiedError, WfaConfigError
         As in :func:`parallel_map`.
     """
-    _check_common(func, executor_type, max_workers, estimated_task_size, progress)
+    _check_common("parallel_apply", func, executor_type, max_workers, estimated_task_size, progress)
     tasks = _ApplyTasks(func, [_as_call(entry) for entry in args_list])
     return _run(func, tasks, executor_type, max_workers, use_load_balancer,
                 estimated_task_size, progress, kwargs, "parallel_apply")
@@ -141,6 +142,7 @@ def _as_call(entry: Any) -> tuple[tuple, dict]:
 
 
 def _check_common(
+    owner: str,
     func: Any, executor_type: Any, max_workers: Any, estimated_task_size: Any, progress: Any
 ) -> None:
     if not callable(func):
@@ -149,18 +151,10 @@ def _check_common(
     if executor_type not in EXECUTOR_CHOICES:
         msg = f"executor_type={executor_type!r}; expected one of {EXECUTOR_CHOICES}."
         raise WfaConfigError(msg)
-    if max_workers is not None and (
-        not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1
-    ):
-        msg = (
-            f"max_workers={max_workers!r} must be an integer >= 1, or None to let the load "
-            "balancer (or the number of cores) decide."
-        )
-        raise WfaConfigError(msg)
+    check_count(owner, "max_workers", max_workers,
+                none_means="to let the load balancer (or the number of cores) decide")
     if estimated_task_size is not None and (
-        isinstance(estimated_task_size, bool)
-        or not isinstance(estimated_task_size, (int, float))
-        or not estimated_task_size > 0
+        not is_real_number(estimated_task_size) or not estimated_task_size > 0
     ):
         msg = (
             f"estimated_task_size={estimated_task_size!r} must be a number of bytes > 0 "

@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import WfaConfigError, WfaTaskError, WfaWorkerDiedError
 from ..load_balancer import Decision, DynamicLoadBalancer
 from ..load_balancer.probe import usable_cpu_count
+from ..load_balancer.validation import check_count
 from . import _tasks
 from .backend import EXECUTOR_CHOICES, plain_decision
 from .dask import DaskClusterProbe, dask_client
@@ -90,12 +91,8 @@ def imap_ordered(
     if executor_type not in EXECUTOR_CHOICES:
         msg = f"imap_ordered: executor_type={executor_type!r}; expected one of {EXECUTOR_CHOICES}."
         raise WfaConfigError(msg)
-    for name, value in (("max_workers", max_workers), ("prefetch", prefetch)):
-        if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or value < 1
-        ):
-            msg = f"imap_ordered: {name}={value!r} must be an integer >= 1, or None (default)."
-            raise WfaConfigError(msg)
+    max_workers = check_count("imap_ordered", "max_workers", max_workers, none_means="(default)")
+    prefetch = check_count("imap_ordered", "prefetch", prefetch, none_means="(default)")
     if balancer is not None and not isinstance(balancer, DynamicLoadBalancer):
         msg = (
             f"imap_ordered: balancer must be a DynamicLoadBalancer or None, got "

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .validation import check_count, is_real_number, is_whole_number
 from ..errors import WfaConfigError
 from .policy import (
     CPU_BOUND_FRACTION,
@@ -102,7 +103,7 @@ class DynamicLoadBalancer:
                 raise WfaConfigError(msg)
         _check_fraction("cpu_threshold", cpu_threshold)
         _check_fraction("memory_threshold", memory_threshold)
-        if not _is_real(check_interval) or not (0 < check_interval < math.inf):
+        if not is_real_number(check_interval) or not (0 < check_interval < math.inf):
             msg = (
                 f"DynamicLoadBalancer: check_interval={check_interval!r} must be a finite number "
                 "of seconds > 0 (default 5.0)."
@@ -238,11 +239,11 @@ class DynamicLoadBalancer:
         count_call : bool
             False for re-checks during a running stream (not counted in ``total_calls``).
         """
-        if n_tasks is not None and (not _is_int(n_tasks) or n_tasks < 0):
+        if n_tasks is not None and (not is_whole_number(n_tasks) or n_tasks < 0):
             msg = f"n_tasks={n_tasks!r} must be an integer >= 0, or None when unknown."
             raise WfaConfigError(msg)
         if estimated_task_size is not None and (
-            not _is_real(estimated_task_size) or not estimated_task_size > 0
+            not is_real_number(estimated_task_size) or not estimated_task_size > 0
         ):
             msg = (
                 f"estimated_task_size={estimated_task_size!r} must be a number of bytes > 0 "
@@ -347,7 +348,7 @@ class DynamicLoadBalancer:
         success : bool
             False when the task raised.
         """
-        if not _is_real(duration) or duration < 0:
+        if not is_real_number(duration) or duration < 0:
             msg = f"duration={duration!r} must be a number of seconds >= 0."
             raise WfaConfigError(msg)
         with self._lock:
@@ -469,29 +470,12 @@ class DynamicLoadBalancer:
         )
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) or (
-        hasattr(value, "__index__") and not isinstance(value, (bool, float))
-    )
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) or (
-        type(value).__module__ == "numpy" and hasattr(value, "__float__")
-    )
-
-
 def _check_workers(name: str, value: Any) -> None:
-    if not _is_int(value) or value < 1:
-        msg = (
-            f"DynamicLoadBalancer: {name}={value!r} must be an integer >= 1 "
-            f"({'or None for all usable cores' if name == 'max_workers' else 'default 1'})."
-        )
-        raise WfaConfigError(msg)
+    check_count("DynamicLoadBalancer", name, value)
 
 
 def _check_fraction(name: str, value: Any) -> None:
-    if not _is_real(value) or not (0.0 < float(value) <= 1.0):
+    if not is_real_number(value) or not (0.0 < float(value) <= 1.0):
         msg = (
             f"DynamicLoadBalancer: {name}={value!r} is outside the valid range (0, 1]; "
             f"it is a fraction, e.g. 0.8 for 80 %."
