@@ -19,6 +19,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable, Protocol, Union, runtime_checkable
 
+from .policy import external_demand
+
 __all__ = [
     "ResourceSnapshot",
     "ResourceProbe",
@@ -82,13 +84,8 @@ class ResourceSnapshot:
         :func:`~wfa_notebook.load_balancer.policy.external_demand` for the correction the
         balancer applies when the machine is saturated.
         """
-        if self.system_busy_cores is None:
-            return None
-        own = self.own_busy_cores or 0.0
-        external = max(0.0, self.system_busy_cores - own)
-        if self.machine_cpu_count > self.cpu_count:
-            external *= self.cpu_count / self.machine_cpu_count
-        return external
+        return external_demand(self.system_busy_cores, self.own_busy_cores,
+                               self.machine_cpu_count, self.cpu_count)[0]
 
 
 @runtime_checkable
