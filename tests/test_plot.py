@@ -6,6 +6,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
+from matplotlib.colors import to_rgb  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from wfa_notebook import dtypes, plot  # noqa: E402
@@ -120,3 +121,19 @@ def test_rate_over_time_counts_per_second():
     (stairs,) = ax.patches
     assert np.allclose(stairs.get_data().values, 100.0)
     assert ax.get_ylim()[0] == 0
+
+
+@pytest.mark.parametrize("draw", ["plot_record", "plot_raw_record"])
+def test_hits_of_the_record_are_shaded_where_they_are(draw):
+    raw = np.concatenate([raw_record(), raw_record(channel=4)])  # a second record, other channel
+    records = baseline(raw)
+    hits = find_hits(records, threshold_adc=15, left_extension_samples=0, right_extension_samples=0)
+    assert len(hits) == 2
+    if draw == "plot_record":
+        ax = plot.plot_record(records[0], hits)
+    else:
+        ax = plot.plot_raw_record(raw[0], baseline_adc=1000.0, hits=hits)
+    orange = to_rgb("tab:orange")
+    shaded = [p for p in ax.patches if p.get_facecolor()[:3] == orange]
+    # one hit, the pulse at samples 50-59 of channel 3's record; the other channel's is not drawn
+    assert [(p.get_x(), p.get_width()) for p in shaded] == [(50 * 4.0, 10 * 4.0)]

@@ -54,13 +54,7 @@ def plot_record(record: np.void | np.ndarray, hits: np.ndarray | None = None, th
         ax.axhline(0, color="tab:blue", lw=0.8, label="baseline")
     if threshold_adc is not None:
         ax.axhline(threshold_adc, color="tab:red", ls="--", lw=0.8, label=f"threshold {threshold_adc:g} ADC")
-    if hits is not None and len(hits):
-        end = t0 + n * dt
-        mine = hits[(hits["channel"] == record["channel"]) & (hits["time"] >= t0) & (hits["time"] < end)]
-        for i, hit in enumerate(mine):
-            left = int(hit["time"]) - t0
-            right = left + int(hit["length"]) * float(hit["dt"])
-            ax.axvspan(left, right, color="tab:orange", alpha=0.3, label="hit" if i == 0 else None)
+    _shade_hits(ax, record, hits, alpha=0.3)
     ax.set_xlabel("time since record start [ns]")
     ax.set_ylabel("amplitude above baseline [ADC]" if processed else "amplitude [ADC]")
     ax.set_title(title or f"channel {int(record['channel'])}, record at {t0} ns")
@@ -117,6 +111,19 @@ def plot_peak(peak: np.void, ax: Any = None):
 # --- raw waveforms, peak channels, events, channel rates -----------------------------------------
 
 
+def _shade_hits(ax: Any, record: np.void, hits: np.ndarray | None, alpha: float) -> int:
+    """Shade the hits found in ``record`` (same channel, same record start); returns how many."""
+    if hits is None or not len(hits):
+        return 0
+    mine = hits[(hits["channel"] == record["channel"]) & (hits["record_time"] == record["time"])]
+    dt = float(record["dt"])
+    for i, hit in enumerate(mine):
+        left = int(hit["left_sample"]) * dt
+        ax.axvspan(left, left + int(hit["length"]) * dt, color="tab:orange", alpha=alpha,
+                   label="hit" if i == 0 else None)
+    return len(mine)
+
+
 def plot_raw_record(raw_record: np.void, baseline_adc: float, threshold_adc: float | None = None,
                     hits: np.ndarray | None = None, baseline_samples: int | None = None,
                     polarity: str = "negative", ax: Any = None, title: str | None = None):
@@ -152,14 +159,7 @@ def plot_raw_record(raw_record: np.void, baseline_adc: float, threshold_adc: flo
     if threshold_adc is not None:
         ax.axhline(baseline_adc + sign * threshold_adc, color="tab:red", ls="--", lw=0.8,
                    label=f"threshold {threshold_adc:.3g} ADC")
-    n_shown = 0
-    if hits is not None and len(hits):
-        mine = hits[(hits["channel"] == raw_record["channel"]) & (hits["time"] >= t0) & (hits["time"] < t0 + n * dt)]
-        for hit in mine:
-            left = int(hit["left_sample"]) * dt if "left_sample" in hit.dtype.names else int(hit["time"]) - t0
-            right = left + int(hit["length"]) * float(hit["dt"])
-            ax.axvspan(left, right, color="tab:orange", alpha=0.35, label="hit" if n_shown == 0 else None)
-            n_shown += 1
+    n_shown = _shade_hits(ax, raw_record, hits, alpha=0.35)
     ax.set_xlabel("time since record start [ns]")
     ax.set_ylabel("raw amplitude [ADC]")
     ax.set_title(title or f"channel {int(raw_record['channel'])}, record at {t0} ns: {n_shown} hit{'s' * (n_shown != 1)}")
