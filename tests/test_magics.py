@@ -1,6 +1,7 @@
 """The IPython magics, in a real InteractiveShell."""
 from __future__ import annotations
 
+import inspect
 import sys
 import types
 
@@ -187,6 +188,10 @@ def test_wfa_explore_opens_the_explorer_on_a_context_of_the_notebook(ip, monkeyp
     assert ip.run_line_magic("wfa_explore", "ctx run_7 --channel 2") is None
     ip.run_line_magic("wfa_explore", "ctx run_8")
     assert opened == [(context, "run_7", 2, True), (context, "run_8", None, True)]
+    # the fake stands in for the real explorer: the call the magic makes must fit the real one
+    from wfa_notebook.ui.explorer import ThresholdExplorer
+
+    inspect.signature(ThresholdExplorer).bind(context, "run_7", channel=2, display=True)
     with pytest.raises(UsageError, match="no variable named 'missing'"):
         ip.run_line_magic("wfa_explore", "missing run_7")
     with pytest.raises(UsageError, match="required: RUN_ID") as error:
