@@ -7,11 +7,14 @@ name where it would otherwise be ambiguous (``area_adc_ns``, ``threshold_adc``).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = [
     "raw_record_dtype",
     "endtime",
+    "duration_ns",
     "field_help",
     "check_time_fields",
     "record_dtype",
@@ -48,6 +51,11 @@ def raw_record_dtype(n_samples: int = 110, sample_dtype: np.dtype | type = np.in
         _RAW_RECORD_FIELDS
         + [(("Raw samples, ADC counts (first `length` are valid)", "data"), sample_dtype, n_samples)]
     )
+
+
+def duration_ns(n_samples: int, dt_ns: float) -> int:
+    """Whole ns covered by ``n_samples`` samples of ``dt_ns`` each (rounded up, as ``endtime``)."""
+    return int(math.ceil(n_samples * dt_ns))
 
 
 def endtime(rows: np.ndarray) -> np.ndarray:

@@ -74,7 +74,7 @@ class SyntheticConfig:
     @property
     def record_duration_ns(self) -> int:
         """Length of one record window in ns (rounded up)."""
-        return int(math.ceil(self.n_samples * self.dt_ns))
+        return dtypes.duration_ns(self.n_samples, self.dt_ns)
 
     @property
     def tail_ns(self) -> float:
@@ -382,12 +382,17 @@ class SyntheticRun:
 
 # --- generation ----------------------------------------------------------------------------------
 
+def _exponential_peak(rise_ns: float, decay_ns: float) -> tuple[float, float]:
+    """Time of the maximum after the onset (ns) and the height there of exp(-t/decay) - exp(-t/rise)."""
+    tp = math.log(decay_ns / rise_ns) * rise_ns * decay_ns / (decay_ns - rise_ns)
+    return tp, math.exp(-tp / decay_ns) - math.exp(-tp / rise_ns)
+
+
 def _pulse_shape(c: SyntheticConfig, t: np.ndarray) -> np.ndarray:
     """Pulse of unit peak height at ``t`` ns after its onset (0 before the onset)."""
     if c.pulse_shape == "exponential":
         tr, td = c.rise_time_ns, c.decay_time_ns
-        tp = math.log(td / tr) * tr * td / (td - tr)
-        norm = math.exp(-tp / td) - math.exp(-tp / tr)
+        _, norm = _exponential_peak(tr, td)
         tt = np.maximum(t, 0.0)
         return np.where(t > 0, (np.exp(-tt / td) - np.exp(-tt / tr)) / norm, 0.0)
     if c.pulse_shape == "gaussian":
@@ -399,8 +404,7 @@ def _peak_offset_and_area(c: SyntheticConfig) -> tuple[float, float]:
     """Time of the maximum after the onset (ns) and area (ns) of the unit-height pulse."""
     if c.pulse_shape == "exponential":
         tr, td = c.rise_time_ns, c.decay_time_ns
-        tp = math.log(td / tr) * tr * td / (td - tr)
-        norm = math.exp(-tp / td) - math.exp(-tp / tr)
+        tp, norm = _exponential_peak(tr, td)
         return tp, (td - tr) / norm
     if c.pulse_shape == "gaussian":
         return 5.0 * c.sigma_ns, c.sigma_ns * math.sqrt(2.0 * math.pi)

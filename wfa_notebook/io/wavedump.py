@@ -32,7 +32,6 @@ Conventions of this reader
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 import warnings
 from collections.abc import Iterator
@@ -426,7 +425,7 @@ class WaveDumpReader:
         return out
 
     def _headerless_times(self, first_event: int, n: int) -> np.ndarray:
-        duration = int(math.ceil(self.record_length * self.dt_ns))
+        duration = dtypes.duration_ns(self.record_length, self.dt_ns)
         return (np.arange(first_event, first_event + n, dtype=np.int64)) * duration
 
     def _iter_binary(self, file: WaveDumpFile) -> Iterator[np.ndarray]:
