@@ -15,9 +15,12 @@ import time
 from array import array
 from typing import Any, Callable
 
+from ..errors import WfaTaskError
 from ..load_balancer.probe import current_rss_bytes, peak_rss_bytes, reset_peak_rss
 
 __all__ = [
+    "callable_name",
+    "task_error",
     "run_batch",
     "BatchOutcome",
     "TaskFailure",
@@ -177,3 +180,24 @@ class _InFlight:
 
 
 in_flight = _InFlight()
+
+
+def callable_name(func: Any) -> str:
+    """The name to show for a task function in messages."""
+    return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
+
+
+def task_error(failure: TaskFailure, head: str) -> WfaTaskError:
+    """The error a caller raises for a failed task; ``head`` says which call and which task."""
+    original = failure.original
+    remote = failure.__cause__
+    if original.__traceback__ is None and original.__cause__ is None and isinstance(remote, BaseException):
+        # From a worker process the original arrives without its traceback; the executor
+        # attached the formatted remote traceback to the wrapper. Hang it under the original.
+        original.__cause__ = remote
+    msg = (
+        f"{head} raised {type(original).__name__}: {original}. The tasks not yet started were "
+        "cancelled. See the chained exception for the traceback; fix the input or handle the "
+        "error inside the function."
+    )
+    return WfaTaskError(msg, task_index=failure.index)

@@ -10,7 +10,7 @@ from typing import Any
 from joblib import Parallel
 
 from ..load_balancer.validation import check_count, is_real_number
-from ..errors import WfaConfigError, WfaTaskError, WfaWorkerDiedError
+from ..errors import WfaConfigError, WfaWorkerDiedError
 from . import _tasks
 from .backend import EXECUTOR_CHOICES, WfaBalancedBackend
 
@@ -257,11 +257,12 @@ def _run(
     except _tasks.TaskFailure as failure:
         if inline and balancer is not None:
             balancer.record_tasks([failure.wall_s or 0.0], failed=1)
-        raise _task_error(failure, func, total, caller) from failure.original
+        head = f"{caller}({_tasks.callable_name(func)}): task {failure.index} of {total}"
+        raise _tasks.task_error(failure, head) from failure.original
     except BrokenProcessPool as exc:
         # The backend counted the failure when the batch came back broken.
         msg = (
-            f"{caller}({_name(func)}): a worker process died while running a task "
+            f"{caller}({_tasks.callable_name(func)}): a worker process died while running a task "
             f"({type(exc).__name__}: {exc}). Typical causes: out of memory (lower max_workers or "
             "pass estimated_task_size), a crash in compiled code, or os._exit/sys.exit in the "
             "task. The pending tasks were cancelled; the next call starts new workers."
@@ -310,24 +311,3 @@ def _report(progress: Progress, legacy_callback: Any, done: int, total: int) -> 
     if legacy_callback is not None:
         legacy_callback(done - 1)
 
-
-def _name(func: Any) -> str:
-    return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
-
-
-def _task_error(
-    failure: _tasks.TaskFailure, func: Any, total: int, caller: str
-) -> WfaTaskError:
-    original = failure.original
-    remote = failure.__cause__
-    if original.__traceback__ is None and original.__cause__ is None and remote is not None:
-        # From a worker process the original arrives without its traceback; loky attached the
-        # formatted remote traceback to the wrapper. Hang it under the original.
-        original.__cause__ = remote
-    msg = (
-        f"{caller}({_name(func)}): task {failure.index} of {total} raised "
-        f"{type(original).__name__}: {original}. The tasks not yet started were cancelled. "
-        "See the chained exception for the traceback; fix the input or handle the error "
-        "inside the function."
-    )
-    return WfaTaskError(msg, task_index=failure.index)

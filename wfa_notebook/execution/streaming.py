@@ -178,16 +178,8 @@ class _Stream:
         if self.balancer is not None:
             walls = [failure.wall_s] if failure.wall_s is not None else []
             self.balancer.record_tasks(walls, failed=1)
-        original = failure.original
-        if original.__traceback__ is None and isinstance(failure.__cause__, BaseException):
-            original.__cause__ = failure.__cause__  # remote traceback from a worker process
-        name = getattr(self.func, "__qualname__", None) or repr(self.func)
-        msg = (
-            f"imap_ordered({name}): item {failure.index} raised {type(original).__name__}: "
-            f"{original}. Items not yet started were cancelled. See the chained exception "
-            "for the traceback."
-        )
-        return WfaTaskError(msg, task_index=failure.index)
+        head = f"imap_ordered({_tasks.callable_name(self.func)}): item {failure.index}"
+        return _tasks.task_error(failure, head)
 
     # ------------------------------------------------------------------ running
     def run(self) -> Iterator[Any]:
