@@ -134,25 +134,24 @@ class WfaMagics(Magics):
 
     @line_magic
     def wfa_dashboard(self, line: str = "") -> None:
-        args = _DASHBOARD.parse(line)
-        source = self._variable(_DASHBOARD, args.balancer) if args.balancer else None
         from .ui.dashboard import show_dashboard
 
-        try:
-            show_dashboard(source)
-        except WfaConfigError as exc:
-            _DASHBOARD.error(str(exc))
+        self._show(_DASHBOARD, line, show_dashboard)
 
     @line_magic
     def wfa_stats(self, line: str = "") -> None:
-        args = _STATS.parse(line)
-        source = self._variable(_STATS, args.balancer) if args.balancer else None
         from .ui.dashboard import show_statistics
 
+        self._show(_STATS, line, show_statistics)
+
+    def _show(self, parser: Any, line: str, show: Any) -> None:
+        """Parse ``[BALANCER]`` and call ``show`` with that balancer (None: the global one)."""
+        args = parser.parse(line)
+        source = self._variable(parser, args.balancer) if args.balancer else None
         try:
-            show_statistics(source)
+            show(source)
         except WfaConfigError as exc:
-            _STATS.error(str(exc))
+            parser.error(str(exc))
 
     @cell_magic
     def wfa_parallel(self, line: str, cell: str) -> None:
@@ -183,11 +182,10 @@ _OPTION_NAMES = {
 }
 
 # `%wfa_balance?` shows the usage.
-WfaMagics.wfa_balance.__doc__ = _BALANCE.format_help()
-WfaMagics.wfa_dashboard.__doc__ = _DASHBOARD.format_help()
-WfaMagics.wfa_stats.__doc__ = _STATS.format_help()
-WfaMagics.wfa_parallel.__doc__ = _PARALLEL.format_help()
-WfaMagics.wfa_explore.__doc__ = _EXPLORE.format_help()
+for _magic, _parser in (("wfa_balance", _BALANCE), ("wfa_dashboard", _DASHBOARD), ("wfa_stats", _STATS),
+                        ("wfa_parallel", _PARALLEL), ("wfa_explore", _EXPLORE)):
+    getattr(WfaMagics, _magic).__doc__ = _parser.format_help()
+del _magic, _parser
 
 
 def load_ipython_extension(ipython: Any) -> None:
